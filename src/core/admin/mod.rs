@@ -1,0 +1,159 @@
+//! The admin API (CONTRACT §4): bearer `ADMIN_TOKEN`, JSON in and out, unknown fields refused
+//! with a 400 that names them, secrets shown once.
+
+mod apps;
+mod settings;
+mod users;
+
+use serde::de::DeserializeOwned;
+use serde_json::{Map, Value};
+
+use super::config::Ctx;
+use super::http::{Method, Request, Response, MAX_BODY_BYTES};
+use super::oauth::client_auth::strip_scheme;
+use super::storage::{Store, StoreError};
+
+/// An admin API failure: status, machine code, and a message for people.
+#[derive(Debug)]
+pub struct AdminError {
+    status: u16,
+    code: &'static str,
+    message: String,
+}
+
+impl AdminError {
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self {
+            status: 400,
+            code: "invalid_request",
+            message: message.into(),
+        }
+    }
+    fn not_found(what: &str) -> Self {
+        Self {
+            status: 404,
+            code: "not_found",
+            message: format!("{what} not found"),
+        }
+    }
+    fn method() -> Self {
+        Self {
+            status: 405,
+            code: "method_not_allowed",
+            message: "method not allowed on this resource".into(),
+        }
+    }
+    fn into_response(self) -> Response {
+        let resp = Response::json(
+            self.status,
+            &serde_json::json!({"error": self.code, "error_description": self.message}),
+        );
+        if self.status == 401 {
+            resp.with_header("www-authenticate", "Bearer realm=\"admin\"")
+        } else {
+            resp
+        }
+    }
+}
+
+impl From<StoreError> for AdminError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Conflict(msg) => Self::bad_request(msg),
+            StoreError::Backend(_) => Self {
+                status: 500,
+                code: "server_error",
+                message: "internal error".into(),
+            },
+        }
+    }
+}
+
+type AdminResult = Result<Response, AdminError>;
+
+pub async fn handle<S: Store>(ctx: &Ctx<'_, S>, req: &Request) -> Response {
+    let result = match authorized(ctx, req) {
+        Ok(()) => route(ctx, req).await,
+        Err(e) => Err(e),
+    };
+    match result {
+        Ok(r) => r,
+        Err(e) => e.into_response(),
+    }
+    .no_store()
+}
+
+/// Constant-time comparison with the configured token; no token configured means no admin API.
+fn authorized<S: Store>(ctx: &Ctx<'_, S>, req: &Request) -> Result<(), AdminError> {
+    let presented = req.header("authorization").and_then(|h| strip_scheme(h, "bearer"));
+    match (&ctx.config.admin_token, presented) {
+        (Some(token), Some(p)) if super::secret::ct_eq(token.expose(), p) => Ok(()),
+        _ => Err(AdminError {
+            status: 401,
+            code: "unauthorized",
+            message: "a valid admin bearer token is required".into(),
+        }),
+    }
+}
+
+async fn route<S: Store>(ctx: &Ctx<'_, S>, req: &Request) -> AdminResult {
+    let parts: Vec<&str> = req.path.trim_start_matches("/admin/").split('/').collect();
+    match (req.method, parts.as_slice()) {
+        (Method::Post, ["apps"]) => apps::create(ctx, req).await,
+        (Method::Get, ["apps"]) => apps::list(ctx).await,
+        (Method::Get, ["apps", id]) => apps::read(ctx, id).await,
+        (Method::Patch, ["apps", id]) => apps::update(ctx, req, id).await,
+        (Method::Delete, ["apps", id]) => apps::delete(ctx, id).await,
+        (Method::Post, ["apps", id, "secret"]) => apps::rotate_secret(ctx, id).await,
+        (Method::Post, ["apps", id, "users", user]) => apps::preauthorize(ctx, id, user).await,
+        (Method::Post, ["users"]) => users::create(ctx, req).await,
+        (Method::Get, ["users"]) => users::list(ctx).await,
+        (Method::Get, ["users", id]) => users::read(ctx, id).await,
+        (Method::Patch, ["users", id]) => users::update(ctx, req, id).await,
+        (Method::Delete, ["users", id]) => users::deactivate(ctx, id).await,
+        (Method::Get, ["settings"]) => settings::read(ctx).await,
+        (Method::Patch, ["settings"]) => settings::update(ctx, req).await,
+        (Method::Post, ["registration-tokens"]) => settings::mint_registration_token(ctx, req).await,
+        (_, ["apps"] | ["apps", _] | ["apps", _, "secret"] | ["apps", _, "users", _])
+        | (_, ["users"] | ["users", _] | ["settings"] | ["registration-tokens"]) => Err(AdminError::method()),
+        _ => Err(AdminError::not_found("resource")),
+    }
+}
+
+/// The body as a JSON object. An empty body is an empty object where `empty_ok`.
+fn json_object(req: &Request, empty_ok: bool) -> Result<Map<String, Value>, AdminError> {
+    if req.body.len() > MAX_BODY_BYTES {
+        return Err(AdminError::bad_request("body too large"));
+    }
+    if empty_ok && req.body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(Map::new());
+    }
+    match serde_json::from_slice::<Value>(&req.body) {
+        Ok(Value::Object(map)) => Ok(map),
+        Ok(_) => Err(AdminError::bad_request("body must be a JSON object")),
+        Err(e) => Err(AdminError::bad_request(format!("malformed JSON: {e}"))),
+    }
+}
+
+/// Refuses fields outside `allowed`, naming every one of them.
+fn reject_unknown(obj: &Map<String, Value>, allowed: &[String]) -> Result<(), AdminError> {
+    let unknown: Vec<&str> = obj
+        .keys()
+        .filter(|k| !allowed.iter().any(|a| a == *k))
+        .map(String::as_str)
+        .collect();
+    if unknown.is_empty() {
+        Ok(())
+    } else {
+        Err(AdminError::bad_request(format!("unknown field(s): {}", unknown.join(", "))))
+    }
+}
+
+/// Deserializes a checked object, turning type errors into 400s that name the field.
+fn typed<T: DeserializeOwned>(obj: Map<String, Value>) -> Result<T, AdminError> {
+    serde_json::from_value(Value::Object(obj)).map_err(|e| AdminError::bad_request(format!("invalid field: {e}")))
+}
+
+fn json(status: u16, value: &impl serde::Serialize) -> AdminResult {
+    Ok(Response::json(status, value))
+}

@@ -1,0 +1,36 @@
+//! Deployment configuration and the per-request context handed to every handler.
+
+use super::env::{Clock, Rng};
+use super::keys::KeySet;
+use super::secret::Secret;
+use super::storage::Store;
+
+#[derive(Debug, Default)]
+pub struct Config {
+    /// Fixed issuer URL (`ISSUER`); `None` means the origin the request came in on.
+    pub issuer: Option<String>,
+    /// Bearer token of the admin API; `None` disables the admin API.
+    pub admin_token: Option<Secret>,
+    pub keys: KeySet,
+}
+
+/// What a handler needs: storage, time, randomness, configuration.
+pub struct Ctx<'a, S: Store> {
+    pub store: &'a S,
+    pub clock: &'a dyn Clock,
+    pub rng: &'a dyn Rng,
+    pub config: &'a Config,
+    /// The issuer for this request (CONTRACT §1 `ISSUER`, else the request origin).
+    pub issuer: String,
+}
+
+impl<S: Store> Ctx<'_, S> {
+    pub fn now_s(&self) -> u64 {
+        self.clock.now_s()
+    }
+
+    /// An absolute URL under the issuer.
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.issuer)
+    }
+}

@@ -1,0 +1,264 @@
+//! The core's view of HTTP: a plain request in, a plain response out. The edge maps
+//! `worker::Request`/`worker::Response` to and from these and decides nothing.
+
+use serde::Serialize;
+
+/// Largest body we read: a token request with a 171-character verifier, a JWT assertion and a
+/// long state fits many times over.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+/// Largest single parameter value. Salesforce caps callback URL lists at 2000 characters.
+pub const MAX_PARAM_BYTES: usize = 8 * 1024;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Method {
+    Get,
+    Head,
+    Post,
+    Put,
+    Patch,
+    Delete,
+    Options,
+    Other,
+}
+
+impl Method {
+    pub fn parse(s: &str) -> Self {
+        match s.to_ascii_uppercase().as_str() {
+            "GET" => Self::Get,
+            "HEAD" => Self::Head,
+            "POST" => Self::Post,
+            "PUT" => Self::Put,
+            "PATCH" => Self::Patch,
+            "DELETE" => Self::Delete,
+            "OPTIONS" => Self::Options,
+            _ => Self::Other,
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct Request {
+    pub method: Method,
+    /// Scheme and host the request came in on, e.g. `http://127.0.0.1:8787`.
+    pub origin: String,
+    pub path: String,
+    /// Raw query string without the `?`.
+    pub query: String,
+    /// Header names in lower case.
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Request {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn cookie(&self, name: &str) -> Option<&str> {
+        self.header("cookie")?
+            .split(';')
+            .filter_map(|c| c.trim().split_once('='))
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| v)
+    }
+
+    /// The media type of the body, lower case, without parameters.
+    pub fn content_type(&self) -> String {
+        self.header("content-type")
+            .unwrap_or("")
+            .split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase()
+    }
+
+    pub fn query_params(&self) -> Params {
+        Params::parse(self.query.as_bytes())
+    }
+
+    /// Form parameters of a POST body (`application/x-www-form-urlencoded`; the edge re-encodes
+    /// `multipart/form-data` into this form before the core sees it).
+    pub fn form_params(&self) -> Result<Params, ParamError> {
+        if self.content_type() != "application/x-www-form-urlencoded" {
+            return Err(ParamError::ContentType);
+        }
+        if self.body.len() > MAX_BODY_BYTES {
+            return Err(ParamError::TooLarge("body".into()));
+        }
+        Ok(Params::parse(&self.body))
+    }
+
+    /// Whether the request reached us over loopback HTTP (development), where cookies cannot be
+    /// `Secure`.
+    pub fn is_insecure_loopback(&self) -> bool {
+        let Some(rest) = self.origin.strip_prefix("http://") else {
+            return false;
+        };
+        let host = rest.rsplit_once(':').map_or(rest, |(h, _)| h);
+        matches!(host, "127.0.0.1" | "localhost" | "[::1]")
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ParamError {
+    Duplicate(String),
+    TooLarge(String),
+    ContentType,
+}
+
+impl ParamError {
+    pub fn describe(&self) -> String {
+        match self {
+            Self::Duplicate(name) => format!("duplicate parameter: {name}"),
+            Self::TooLarge(name) => format!("parameter too large: {name}"),
+            Self::ContentType => "content type must be application/x-www-form-urlencoded".into(),
+        }
+    }
+}
+
+/// Decoded `application/x-www-form-urlencoded` pairs, in order.
+#[derive(Clone, Debug, Default)]
+pub struct Params(Vec<(String, String)>);
+
+impl Params {
+    pub fn parse(raw: &[u8]) -> Self {
+        Self(form_urlencoded::parse(raw).into_owned().collect())
+    }
+
+    pub fn from_pairs(pairs: Vec<(String, String)>) -> Self {
+        Self(pairs)
+    }
+
+    /// The single value of a protocol parameter. CONTRACT §2: duplicates are `invalid_request`.
+    /// An empty value counts as absent (RFC 6749 §3.1).
+    pub fn get(&self, name: &str) -> Result<Option<&str>, ParamError> {
+        let mut found = self.0.iter().filter(|(k, _)| k == name);
+        let first = found.next();
+        if found.next().is_some() {
+            return Err(ParamError::Duplicate(name.into()));
+        }
+        match first {
+            Some((_, v)) if v.len() > MAX_PARAM_BYTES => Err(ParamError::TooLarge(name.into())),
+            Some((_, v)) if !v.is_empty() => Ok(Some(v.as_str())),
+            _ => Ok(None),
+        }
+    }
+
+    /// Merges `other` under `self` (body parameters win over query parameters of the same name
+    /// only where the body lacks them).
+    pub fn merged_with(mut self, other: Params) -> Self {
+        for (k, v) in other.0 {
+            if !self.0.iter().any(|(key, _)| *key == k) {
+                self.0.push((k, v));
+            }
+        }
+        self
+    }
+
+    pub fn pairs(&self) -> &[(String, String)] {
+        &self.0
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Response {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Response {
+    pub fn new(status: u16, content_type: &str, body: impl Into<Vec<u8>>) -> Self {
+        Self {
+            status,
+            headers: vec![("content-type".into(), content_type.into())],
+            body: body.into(),
+        }
+    }
+
+    pub fn json(status: u16, value: &impl Serialize) -> Self {
+        let body = serde_json::to_vec(value).unwrap_or_else(|_| b"{}".to_vec());
+        Self::new(status, "application/json;charset=UTF-8", body)
+    }
+
+    pub fn html(status: u16, body: String) -> Self {
+        Self::new(status, "text/html;charset=UTF-8", body)
+            .with_header("x-frame-options", "DENY")
+            .with_header(
+                "content-security-policy",
+                "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'",
+            )
+            .no_store()
+    }
+
+    pub fn text(status: u16, body: impl Into<String>) -> Self {
+        Self::new(status, "text/plain;charset=UTF-8", body.into())
+    }
+
+    pub fn redirect(location: &str) -> Self {
+        Self {
+            status: 302,
+            headers: vec![("location".into(), location.into())],
+            body: Vec::new(),
+        }
+        .no_store()
+    }
+
+    pub fn empty(status: u16) -> Self {
+        Self {
+            status,
+            headers: Vec::new(),
+            body: Vec::new(),
+        }
+    }
+
+    pub fn with_header(mut self, name: &str, value: &str) -> Self {
+        self.headers.push((name.into(), value.into()));
+        self
+    }
+
+    /// RFC 6749 §5.1: token responses must not be cached.
+    pub fn no_store(self) -> Self {
+        self.with_header("cache-control", "no-store")
+            .with_header("pragma", "no-cache")
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// A `Set-Cookie` value: HttpOnly and SameSite=Lax always; Secure except on loopback HTTP.
+pub fn cookie(req: &Request, name: &str, value: &str, max_age_s: u64) -> String {
+    let secure = if req.is_insecure_loopback() {
+        ""
+    } else {
+        "; Secure"
+    };
+    format!("{name}={value}; Path=/; Max-Age={max_age_s}; HttpOnly; SameSite=Lax{secure}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn duplicate_parameters_are_refused() {
+        let p = Params::parse(b"a=1&b=2&a=3");
+        assert_eq!(p.get("a"), Err(ParamError::Duplicate("a".into())));
+        assert_eq!(p.get("b"), Ok(Some("2")));
+        assert_eq!(p.get("c"), Ok(None));
+    }
+
+    #[test]
+    fn empty_values_count_as_absent() {
+        assert_eq!(Params::parse(b"a=").get("a"), Ok(None));
+    }
+}

@@ -1,0 +1,161 @@
+//! Signing keys and the JWKS (`/id/keys`).
+//!
+//! Keys come from the `SIGNING_KEYS` secret: one or more PEM private keys (PKCS#8 or PKCS#1),
+//! newest first. The first signs; the rest are retired and stay published so that tokens they
+//! signed still verify after a rotation. `kid` is the RFC 7638 JWK thumbprint, so it is unique
+//! and stable. RS256 is the one algorithm today (OIDC Core §15.1 makes it mandatory); a key's
+//! algorithm is a field, so others slot in beside it.
+
+use jwt_compact::alg::{Rsa, RsaPrivateKey, RsaPublicKey};
+use jwt_compact::jwk::JsonWebKey;
+use jwt_compact::{AlgorithmExt, Claims, Header};
+use rsa::pkcs1::DecodeRsaPrivateKey;
+use rsa::pkcs8::DecodePrivateKey;
+use serde::Serialize;
+use sha2::Sha256;
+
+use super::secret::b64url;
+
+pub struct SigningKey {
+    pub kid: String,
+    pub alg: &'static str,
+    private: RsaPrivateKey,
+}
+
+impl std::fmt::Debug for SigningKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "SigningKey({} {}, [redacted])", self.alg, self.kid)
+    }
+}
+
+#[derive(Debug, Default)]
+pub struct KeySet {
+    keys: Vec<SigningKey>,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub struct KeyError(pub String);
+
+impl KeySet {
+    /// Parses concatenated PEM blocks. Literal `\n` sequences are accepted for newlines, as
+    /// dotenv files and dashboard secrets often carry them.
+    pub fn from_pem_list(pems: &str) -> Result<Self, KeyError> {
+        let text = pems.replace("\\n", "\n");
+        let mut keys = Vec::new();
+        let mut rest = text.as_str();
+        while let Some(start) = rest.find("-----BEGIN ") {
+            let block = &rest[start..];
+            let label = block[11..].split("-----").next().unwrap_or_default();
+            let end_marker = format!("-----END {label}-----");
+            let Some(end) = block.find(&end_marker) else {
+                return Err(KeyError(format!("key {} has no {end_marker}", keys.len())));
+            };
+            let pem = &block[..end + end_marker.len()];
+            let private = RsaPrivateKey::from_pkcs8_pem(pem)
+                .or_else(|_| RsaPrivateKey::from_pkcs1_pem(pem))
+                .map_err(|_| KeyError(format!("key {} is not an RSA private key", keys.len())))?;
+            keys.push(SigningKey::rs256(private));
+            rest = &block[end + end_marker.len()..];
+        }
+        if keys.is_empty() {
+            return Err(KeyError("SIGNING_KEYS holds no PEM private key".into()));
+        }
+        Ok(Self { keys })
+    }
+
+    pub fn from_keys(keys: Vec<SigningKey>) -> Self {
+        Self { keys }
+    }
+
+    pub fn active(&self) -> Option<&SigningKey> {
+        self.keys.first()
+    }
+
+    /// RFC 7517 JWK Set of every key, active and retired.
+    pub fn jwks(&self) -> serde_json::Value {
+        let keys: Vec<_> = self.keys.iter().map(SigningKey::public_jwk).collect();
+        serde_json::json!({ "keys": keys })
+    }
+}
+
+impl SigningKey {
+    pub fn rs256(private: RsaPrivateKey) -> Self {
+        let public = RsaPublicKey::from(&private);
+        let kid = b64url(&JsonWebKey::from(&public).thumbprint::<Sha256>());
+        Self {
+            kid,
+            alg: "RS256",
+            private,
+        }
+    }
+
+    pub fn public_jwk(&self) -> serde_json::Value {
+        let public = RsaPublicKey::from(&self.private);
+        let mut jwk = serde_json::to_value(JsonWebKey::from(&public)).unwrap_or_default();
+        if let Some(obj) = jwk.as_object_mut() {
+            obj.insert("kid".into(), self.kid.clone().into());
+            obj.insert("alg".into(), self.alg.into());
+            obj.insert("use".into(), "sig".into());
+        }
+        jwk
+    }
+
+    /// A compact JWS over `claims` (which carry their own `iat`/`exp`), with `kid` and `typ`.
+    pub fn sign(&self, claims: &impl Serialize) -> Result<String, KeyError> {
+        let header = Header::empty()
+            .with_key_id(self.kid.clone())
+            .with_token_type("JWT");
+        Rsa::rs256()
+            .token(&header, &Claims::new(claims), &self.private)
+            .map_err(|e| KeyError(format!("signing failed: {e}")))
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use jwt_compact::UntrustedToken;
+    use rsa::pkcs8::{EncodePrivateKey, LineEnding};
+
+    /// A fresh 2048-bit key as PKCS#8 PEM, for tests.
+    pub fn test_pem() -> String {
+        let mut rng = rsa::rand_core::OsRng;
+        let key = RsaPrivateKey::new(&mut rng, 2048).unwrap();
+        key.to_pkcs8_pem(LineEnding::LF).unwrap().to_string()
+    }
+
+    #[test]
+    fn parses_several_keys_and_publishes_all_with_unique_kids() {
+        let (a, b) = (test_pem(), test_pem());
+        let escaped = format!("{a}{b}").replace('\n', "\\n");
+        let set = KeySet::from_pem_list(&escaped).unwrap();
+        let jwks = set.jwks();
+        let keys = jwks["keys"].as_array().unwrap();
+        assert_eq!(keys.len(), 2);
+        assert_ne!(keys[0]["kid"], keys[1]["kid"]);
+        assert_eq!(keys[0]["kty"], "RSA");
+        assert_eq!(keys[0]["alg"], "RS256");
+        assert!(keys[0].get("d").is_none(), "private part leaked: {}", keys[0]);
+        assert_eq!(set.active().unwrap().kid, keys[0]["kid"]);
+    }
+
+    #[test]
+    fn rejects_garbage() {
+        assert!(KeySet::from_pem_list("not a key").is_err());
+    }
+
+    #[test]
+    fn signed_token_verifies_with_published_key() {
+        let set = KeySet::from_pem_list(&test_pem()).unwrap();
+        let key = set.active().unwrap();
+        let token = key.sign(&serde_json::json!({"sub": "x"})).unwrap();
+        let untrusted = UntrustedToken::new(&token).unwrap();
+        assert_eq!(untrusted.header().key_id.as_deref(), Some(key.kid.as_str()));
+        let public = RsaPublicKey::from(&key.private);
+        let verified = Rsa::rs256()
+            .validator::<serde_json::Value>(&public)
+            .validate(&untrusted)
+            .unwrap();
+        assert_eq!(verified.claims().custom["sub"], "x");
+    }
+}

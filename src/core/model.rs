@@ -1,0 +1,139 @@
+//! The records the server keeps: connected apps, users, org settings (CONTRACT §4).
+
+use serde::{Deserialize, Serialize};
+
+use super::secret::SecretHash;
+
+/// How long refresh tokens of an app stay usable (salesforce-reference.md §3).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum RefreshTokenPolicy {
+    Named(NamedRefreshPolicy),
+    Lifetime { lifetime_s: u64 },
+    Inactivity { inactivity_s: u64 },
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NamedRefreshPolicy {
+    /// Valid until revoked (Salesforce's default).
+    Infinite,
+    /// "Expire immediately": no refresh token is issued.
+    Zero,
+}
+
+impl Default for RefreshTokenPolicy {
+    fn default() -> Self {
+        Self::Named(NamedRefreshPolicy::Infinite)
+    }
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PermittedUsers {
+    /// "All users may self-authorize": consent page on first use.
+    #[default]
+    AllSelfAuthorize,
+    /// "Admin approved users are pre-authorized": only pre-authorized users, no consent page.
+    AdminApproved,
+}
+
+/// Token lifetimes and switches of a connected app. Defaults follow Salesforce's.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+/// Unknown fields are refused by the admin API before this is deserialized.
+#[serde(default)]
+pub struct AppPolicy {
+    pub pkce_required: bool,
+    pub secret_required_web_server: bool,
+    pub secret_required_refresh: bool,
+    pub permitted_users: PermittedUsers,
+    pub refresh_token_policy: RefreshTokenPolicy,
+    pub rotate_refresh_tokens: bool,
+    pub access_token_ttl_s: u64,
+    pub id_token_ttl_s: u64,
+    pub jwt_access_tokens: bool,
+    pub client_credentials_user: Option<String>,
+    pub certificate: Option<String>,
+    pub asset_tokens: Option<AssetTokenPolicy>,
+    pub allowed_origins: Vec<String>,
+}
+
+impl Default for AppPolicy {
+    fn default() -> Self {
+        Self {
+            pkce_required: false,
+            secret_required_web_server: true,
+            secret_required_refresh: true,
+            permitted_users: PermittedUsers::default(),
+            refresh_token_policy: RefreshTokenPolicy::default(),
+            rotate_refresh_tokens: false,
+            // Salesforce's default session timeout is 2 hours.
+            access_token_ttl_s: 7200,
+            // Salesforce's default ID token validity is 2 minutes (§0.6).
+            id_token_ttl_s: 120,
+            jwt_access_tokens: false,
+            client_credentials_user: None,
+            certificate: None,
+            asset_tokens: None,
+            allowed_origins: Vec::new(),
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AssetTokenPolicy {
+    pub audiences: Vec<String>,
+    pub ttl_s: u64,
+    #[serde(default)]
+    pub actor_keys: Vec<serde_json::Value>,
+}
+
+/// A connected app (an OAuth client).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct App {
+    pub client_id: String,
+    /// SHA-256 of the consumer secret; the secret itself is shown once and never stored.
+    pub secret_hash: SecretHash,
+    pub name: String,
+    pub callback_urls: Vec<String>,
+    pub scopes: Vec<String>,
+    pub policy: AppPolicy,
+    pub created_at: u64,
+}
+
+/// A user who can log in.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct User {
+    pub user_id: String,
+    pub username: String,
+    /// PHC string (`$argon2id$v=19$m=…,t=…,p=…$salt$hash`): algorithm, parameters and salt are
+    /// recorded per hash so they can be raised later.
+    pub password_hash: String,
+    pub email: String,
+    pub name: String,
+    pub active: bool,
+    pub created_at: u64,
+}
+
+/// Org-wide switches (CONTRACT §4; salesforce-reference.md §11.3).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct OrgSettings {
+    pub org_id: String,
+    pub allow_username_password_flow: bool,
+    pub allow_user_agent_flow: bool,
+    pub allow_code_credentials_flow: bool,
+    pub require_pkce: bool,
+}
+
+impl OrgSettings {
+    pub fn with_defaults(org_id: String) -> Self {
+        Self {
+            org_id,
+            allow_username_password_flow: false,
+            allow_user_agent_flow: true,
+            allow_code_credentials_flow: false,
+            require_pkce: false,
+        }
+    }
+}

@@ -1,0 +1,159 @@
+//! Two-level errors (STYLE §6): the closed set of wire codes, and [`OAuthError`] which pairs a
+//! code with its description and maps to (status, body) in one place.
+
+use std::borrow::Cow;
+
+use crate::core::http::{ParamError, Response};
+use crate::core::storage::StoreError;
+
+/// RFC 6749 §4.1.2.1/§5.2, RFC 7009, RFC 6750, OIDC Core §3.1.2.6, and the Salesforce codes of
+/// salesforce-reference.md §0.5.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ErrorCode {
+    InvalidRequest,
+    InvalidClient,
+    InvalidClientId,
+    InvalidGrant,
+    UnauthorizedClient,
+    UnsupportedGrantType,
+    UnsupportedResponseType,
+    InvalidScope,
+    AccessDenied,
+    RedirectUriMissing,
+    RedirectUriMismatch,
+    InvalidAppAccess,
+    LoginRequired,
+    ConsentRequired,
+    InvalidToken,
+    ServerError,
+}
+
+impl ErrorCode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::InvalidRequest => "invalid_request",
+            Self::InvalidClient => "invalid_client",
+            Self::InvalidClientId => "invalid_client_id",
+            Self::InvalidGrant => "invalid_grant",
+            Self::UnauthorizedClient => "unauthorized_client",
+            Self::UnsupportedGrantType => "unsupported_grant_type",
+            Self::UnsupportedResponseType => "unsupported_response_type",
+            Self::InvalidScope => "invalid_scope",
+            Self::AccessDenied => "access_denied",
+            Self::RedirectUriMissing => "redirect_uri_missing",
+            Self::RedirectUriMismatch => "redirect_uri_mismatch",
+            Self::InvalidAppAccess => "invalid_app_access",
+            Self::LoginRequired => "login_required",
+            Self::ConsentRequired => "consent_required",
+            Self::InvalidToken => "invalid_token",
+            Self::ServerError => "server_error",
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OAuthError {
+    pub code: ErrorCode,
+    pub description: Cow<'static, str>,
+}
+
+/// The descriptions Salesforce clients string-match (salesforce-reference.md §0.5).
+pub mod sf {
+    pub const CLIENT_ID_INVALID: &str = "client identifier invalid";
+    pub const CLIENT_CREDENTIALS_INVALID: &str = "invalid client credentials";
+    pub const REDIRECT_MISMATCH: &str = "redirect_uri must match configuration";
+    pub const AUTH_FAILURE: &str = "authentication failure";
+    pub const EXPIRED_TOKEN: &str = "expired access/refresh token";
+    pub const EXPIRED_CODE: &str = "expired authorization code";
+    pub const NOT_ADMIN_APPROVED: &str = "user is not admin approved to access this app";
+    pub const GRANT_NOT_SUPPORTED: &str = "grant type not supported";
+    pub const RESPONSE_TYPE_NOT_SUPPORTED: &str = "response type not supported";
+    pub const DENIED: &str = "end-user denied authorization";
+}
+
+impl OAuthError {
+    pub fn new(code: ErrorCode, description: impl Into<Cow<'static, str>>) -> Self {
+        Self {
+            code,
+            description: description.into(),
+        }
+    }
+
+    pub fn invalid_request(description: impl Into<Cow<'static, str>>) -> Self {
+        Self::new(ErrorCode::InvalidRequest, description)
+    }
+
+    pub fn invalid_grant(description: impl Into<Cow<'static, str>>) -> Self {
+        Self::new(ErrorCode::InvalidGrant, description)
+    }
+
+    pub fn server_error() -> Self {
+        Self::new(ErrorCode::ServerError, "internal error")
+    }
+
+    /// HTTP status at the token, revoke, introspect and userinfo endpoints: RFC 6749 §5.2 says
+    /// 400, except 401 for failed client authentication (with `WWW-Authenticate`, CONTRACT §2)
+    /// and RFC 6750 §3.1's 401 for a bad bearer token.
+    pub fn status(&self) -> u16 {
+        match self.code {
+            ErrorCode::InvalidClient | ErrorCode::InvalidToken => 401,
+            ErrorCode::ServerError => 500,
+            _ => 400,
+        }
+    }
+
+    pub fn pairs(&self) -> [(&'static str, &str); 2] {
+        [
+            ("error", self.code.as_str()),
+            ("error_description", &self.description),
+        ]
+    }
+
+    /// The urlencoded `error=…&error_description=…` form (redirects, `format=urlencoded`, and
+    /// the unredirectable authorize page of salesforce-reference.md §0.5).
+    pub fn to_urlencoded(&self) -> String {
+        form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(self.pairs())
+            .finish()
+    }
+
+    /// The RFC 6749 §5.2 response body, JSON unless the caller asked for urlencoded.
+    pub fn to_response(&self, urlencoded: bool) -> Response {
+        let resp = if urlencoded {
+            Response::new(
+                self.status(),
+                "application/x-www-form-urlencoded",
+                self.to_urlencoded(),
+            )
+        } else {
+            Response::json(
+                self.status(),
+                &serde_json::json!({
+                    "error": self.code.as_str(),
+                    "error_description": self.description,
+                }),
+            )
+        };
+        let resp = resp.no_store();
+        match self.code {
+            ErrorCode::InvalidClient => resp.with_header("www-authenticate", "Basic realm=\"oauth\""),
+            ErrorCode::InvalidToken => resp.with_header(
+                "www-authenticate",
+                &format!("Bearer error=\"invalid_token\", error_description=\"{}\"", self.description),
+            ),
+            _ => resp,
+        }
+    }
+}
+
+impl From<ParamError> for OAuthError {
+    fn from(e: ParamError) -> Self {
+        Self::invalid_request(e.describe())
+    }
+}
+
+impl From<StoreError> for OAuthError {
+    fn from(_: StoreError) -> Self {
+        Self::server_error()
+    }
+}

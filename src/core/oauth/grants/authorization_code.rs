@@ -1,0 +1,98 @@
+//! `grant_type=authorization_code` (RFC 6749 §4.1.3, RFC 7636 §4.5, OIDC Core §3.1.3).
+
+use crate::core::config::Ctx;
+use crate::core::http::{Params, Request, Response};
+use crate::core::oauth::client_auth::{authenticate, credentials};
+use crate::core::oauth::error::{sf, ErrorCode, OAuthError};
+use crate::core::oauth::issue::{mint, refresh_allowed, token_response, wants_urlencoded, Grant};
+use crate::core::oauth::pkce;
+use crate::core::oauth::scope::ScopeSet;
+use crate::core::router::org_settings;
+use crate::core::secret::Secret;
+use crate::core::storage::{Family, Issue, Redemption, Store};
+
+pub async fn exchange<S: Store>(ctx: &Ctx<'_, S>, req: &Request, params: &Params) -> Result<Response, OAuthError> {
+    let code = Secret::new(
+        params
+            .get("code")?
+            .ok_or_else(|| OAuthError::invalid_request("code required"))?,
+    );
+    let redirect_uri = params.get("redirect_uri")?;
+    let verifier = params.get("code_verifier")?;
+    let creds = credentials(req, params)?;
+    // 1. The code, read before client authentication so that a public client's missing secret
+    //    can be accepted only when PKCE protects this code.
+    let code_hash = code.hash();
+    let grant = ctx.store.get_code(&code_hash).await?;
+    let has_pkce = grant.as_ref().is_none_or(|g| g.code_challenge.is_some());
+    // 2. RFC 6749 §3.2.1: confidential clients authenticate; a public client (the app does not
+    //    require the secret) may go without, but only with PKCE. (An unknown code fails below
+    //    with invalid_grant whoever the client is.)
+    let client = authenticate(ctx, creds, |app| app.policy.secret_required_web_server || !has_pkce).await?;
+    let now = ctx.now_s();
+    let grant = grant
+        .filter(|g| g.expires_at_s > now)
+        .ok_or_else(|| OAuthError::invalid_grant(sf::EXPIRED_CODE))?;
+    // 3. §4.1.3: the code was issued to this client...
+    if grant.client_id != client.app.client_id {
+        return Err(OAuthError::invalid_grant("authorization code was issued to another client"));
+    }
+    // 4. ...for this redirect URI (Salesforce reports this as redirect_uri_mismatch).
+    if redirect_uri != Some(grant.redirect_uri.as_str()) {
+        return Err(OAuthError::new(ErrorCode::RedirectUriMismatch, sf::REDIRECT_MISMATCH));
+    }
+    // 5. RFC 7636 §4.6, and the app/org PKCE requirement (in case it was switched on since).
+    pkce::verify(grant.code_challenge.as_deref(), verifier)?;
+    let settings = org_settings(ctx).await?;
+    if (client.app.policy.pkce_required || settings.require_pkce) && grant.code_challenge.is_none() {
+        return Err(OAuthError::invalid_grant("code_challenge required"));
+    }
+    let user = ctx
+        .store
+        .get_user(&grant.user_id)
+        .await?
+        .filter(|u| u.active)
+        .ok_or_else(|| OAuthError::invalid_grant("user is inactive"))?;
+    // 6. Mint, then redeem-and-store in one D1 transaction: the first redemption wins; any
+    //    later one is a replay and revokes what the first issued (RFC 6749 §4.1.2).
+    let scopes = ScopeSet::from_list(&grant.scopes);
+    let minted = mint(
+        ctx,
+        &settings.org_id,
+        &grant.family_id,
+        &client.app,
+        &scopes,
+        refresh_allowed(&client.app, &scopes),
+    );
+    let issue = Issue {
+        family: Family {
+            family_id: grant.family_id.clone(),
+            client_id: client.app.client_id.clone(),
+            user_id: user.user_id.clone(),
+            scopes: scopes.to_vec(),
+            auth_time_s: grant.auth_time_s,
+            created_at_s: now,
+            last_used_at_s: now,
+            revoked_at_s: None,
+        },
+        tokens: minted.records.clone(),
+    };
+    if ctx.store.redeem_code(&code_hash, &issue).await? == Redemption::Replayed {
+        ctx.store.revoke_family(&grant.family_id, now).await?;
+        return Err(OAuthError::invalid_grant(sf::EXPIRED_CODE));
+    }
+    token_response(
+        ctx,
+        &Grant {
+            org_id: &settings.org_id,
+            app: &client.app,
+            client_secret: client.secret.as_ref(),
+            user: &user,
+            scopes: &scopes,
+            auth_time_s: grant.auth_time_s,
+            nonce: grant.nonce.as_deref(),
+        },
+        &minted,
+        wants_urlencoded(req, params),
+    )
+}

@@ -1,0 +1,181 @@
+//! Minting access, refresh and ID tokens, and the token response of CONTRACT §2.
+
+use serde::Serialize;
+
+use super::error::OAuthError;
+use super::scope::ScopeSet;
+use crate::core::config::Ctx;
+use crate::core::http::{Params, Request, Response};
+use crate::core::model::{App, NamedRefreshPolicy, RefreshTokenPolicy, User};
+use crate::core::secret::{b64url, salesforce_signature, sha256, Secret};
+use crate::core::storage::{Store, TokenKind, TokenRecord, TokenState};
+
+/// The identity URL of a user: `sub` of ID tokens and `id` of token responses.
+pub fn identity_url<S: Store>(ctx: &Ctx<'_, S>, org_id: &str, user_id: &str) -> String {
+    ctx.url(&format!("/id/{org_id}/{user_id}"))
+}
+
+/// Freshly minted tokens: the values for the response and the records (hashes) to store.
+pub struct Minted {
+    pub access: Secret,
+    pub refresh: Option<Secret>,
+    pub records: Vec<TokenRecord>,
+}
+
+/// Whether the app's policy lets a refresh token be issued for `scopes`
+/// (salesforce-reference.md §1.2: `refresh_token`/`offline_access` granted, policy not `zero`).
+pub fn refresh_allowed(app: &App, scopes: &ScopeSet) -> bool {
+    scopes.allows_refresh()
+        && app.policy.refresh_token_policy != RefreshTokenPolicy::Named(NamedRefreshPolicy::Zero)
+}
+
+/// An opaque access token `{org_id}!{random}` (Salesforce's shape, §0.4) and, when asked for,
+/// a refresh token; both 43 base62 characters of randomness (256 bits).
+pub fn mint<S: Store>(
+    ctx: &Ctx<'_, S>,
+    org_id: &str,
+    family_id: &str,
+    app: &App,
+    scopes: &ScopeSet,
+    with_refresh: bool,
+) -> Minted {
+    let now = ctx.now_s();
+    let access = Secret::new(format!(
+        "{org_id}!{}",
+        Secret::random_base62(ctx.rng, 43).expose()
+    ));
+    let record = |secret: &Secret, kind, expires_at_s| TokenRecord {
+        hash: secret.hash(),
+        family_id: family_id.to_owned(),
+        kind,
+        scopes: scopes.to_vec(),
+        created_at_s: now,
+        expires_at_s,
+        state: TokenState::Active,
+    };
+    let mut records = vec![record(
+        &access,
+        TokenKind::Access,
+        Some(now + app.policy.access_token_ttl_s),
+    )];
+    let refresh = with_refresh.then(|| Secret::random_base62(ctx.rng, 64));
+    if let Some(r) = &refresh {
+        // Refresh expiry follows the app's policy at presentation time (§3), not a stored date.
+        records.push(record(r, TokenKind::Refresh, None));
+    }
+    Minted {
+        access,
+        refresh,
+        records,
+    }
+}
+
+#[derive(Serialize)]
+struct IdTokenClaims<'a> {
+    iss: &'a str,
+    sub: &'a str,
+    aud: &'a str,
+    azp: &'a str,
+    exp: u64,
+    iat: u64,
+    auth_time: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    nonce: Option<&'a str>,
+    at_hash: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    preferred_username: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    name: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    email: Option<&'a str>,
+}
+
+/// What the token response describes.
+pub struct Grant<'a> {
+    pub org_id: &'a str,
+    pub app: &'a App,
+    /// The secret the client authenticated with, for `signature`.
+    pub client_secret: Option<&'a Secret>,
+    pub user: &'a User,
+    pub scopes: &'a ScopeSet,
+    pub auth_time_s: u64,
+    pub nonce: Option<&'a str>,
+}
+
+/// OIDC Core §2 / §3.1.3.6 ID token. `at_hash` is the left half of SHA-256 of the access token.
+fn id_token<S: Store>(ctx: &Ctx<'_, S>, grant: &Grant<'_>, access: &Secret, id_url: &str) -> Result<String, OAuthError> {
+    let now = ctx.now_s();
+    let digest = sha256(access.expose().as_bytes());
+    let claims = IdTokenClaims {
+        iss: &ctx.issuer,
+        sub: id_url,
+        aud: &grant.app.client_id,
+        azp: &grant.app.client_id,
+        exp: now + grant.app.policy.id_token_ttl_s,
+        iat: now,
+        auth_time: grant.auth_time_s,
+        nonce: grant.nonce,
+        at_hash: b64url(&digest[..16]),
+        preferred_username: grant.scopes.contains("profile").then_some(grant.user.username.as_str()),
+        name: grant.scopes.contains("profile").then_some(grant.user.name.as_str()),
+        email: grant.scopes.contains("email").then_some(grant.user.email.as_str()),
+    };
+    let key = ctx.config.keys.active().ok_or_else(OAuthError::server_error)?;
+    key.sign(&claims).map_err(|_| OAuthError::server_error())
+}
+
+/// CONTRACT §2 token response, `Cache-Control: no-store`.
+pub fn token_response<S: Store>(
+    ctx: &Ctx<'_, S>,
+    grant: &Grant<'_>,
+    minted: &Minted,
+    urlencoded: bool,
+) -> Result<Response, OAuthError> {
+    let id_url = identity_url(ctx, grant.org_id, &grant.user.user_id);
+    let issued_at = ctx.clock.now_ms().to_string();
+    let mut fields: Vec<(&str, String)> = vec![
+        ("access_token", minted.access.expose().to_owned()),
+        ("token_type", "Bearer".into()),
+        ("issued_at", issued_at.clone()),
+        ("id", id_url.clone()),
+        ("instance_url", ctx.issuer.clone()),
+        ("scope", grant.scopes.joined()),
+    ];
+    if let Some(secret) = grant.client_secret {
+        fields.push(("signature", salesforce_signature(secret, &id_url, &issued_at)));
+    }
+    if let Some(r) = &minted.refresh {
+        fields.push(("refresh_token", r.expose().to_owned()));
+    }
+    if grant.scopes.contains("openid") {
+        fields.push(("id_token", id_token(ctx, grant, &minted.access, &id_url)?));
+    }
+    let ttl = grant.app.policy.access_token_ttl_s;
+    let resp = if urlencoded {
+        let mut ser = form_urlencoded::Serializer::new(String::new());
+        for (k, v) in &fields {
+            ser.append_pair(k, v);
+        }
+        ser.append_pair("expires_in", &ttl.to_string());
+        Response::new(200, "application/x-www-form-urlencoded", ser.finish())
+    } else {
+        let mut obj = serde_json::Map::new();
+        for (k, v) in fields {
+            obj.insert(k.into(), v.into());
+        }
+        obj.insert("expires_in".into(), ttl.into());
+        Response::json(200, &obj)
+    };
+    Ok(resp.no_store())
+}
+
+/// `format=urlencoded`, or `Accept: application/x-www-form-urlencoded` without `format`
+/// (salesforce-reference.md §0.3). `xml` is not offered; it falls back to JSON.
+pub fn wants_urlencoded(req: &Request, params: &Params) -> bool {
+    match params.get("format").ok().flatten() {
+        Some(f) => f == "urlencoded",
+        None => req
+            .header("accept")
+            .is_some_and(|a| a.contains("application/x-www-form-urlencoded")),
+    }
+}

@@ -1,0 +1,17 @@
+//! OAuth 2.0 / OpenID Connect endpoints and grants, one module each (STYLE §5).
+
+pub mod authorize;
+pub mod client_auth;
+pub mod cors;
+pub mod error;
+pub mod grants;
+pub mod interaction;
+pub mod introspect;
+pub mod issue;
+pub mod pages;
+pub mod pkce;
+pub mod redirect;
+pub mod revoke;
+pub mod scope;
+pub mod token;
+pub mod userinfo;

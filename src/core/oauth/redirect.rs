@@ -1,0 +1,81 @@
+//! Redirect URIs: registration rules and the exact match of RFC 6749 §3.1.2 / RFC 9700 §4.1.3.
+
+/// Why a callback URL cannot be registered.
+pub fn check_callback_url(raw: &str) -> Result<(), String> {
+    let url = url::Url::parse(raw).map_err(|_| format!("callback URL is not an absolute URL: {raw}"))?;
+    if url.fragment().is_some() || raw.contains('#') {
+        // RFC 6749 §3.1.2: the endpoint URI MUST NOT include a fragment component.
+        return Err(format!("callback URL must not have a fragment: {raw}"));
+    }
+    match url.scheme() {
+        "https" => Ok(()),
+        // Plain HTTP only for loopback (RFC 8252 §7.3), as Salesforce allows http://localhost.
+        "http" => match url.host_str() {
+            Some("localhost" | "127.0.0.1" | "[::1]") => Ok(()),
+            _ => Err(format!("callback URL must use https (http only for loopback): {raw}")),
+        },
+        // Script-bearing schemes would turn a redirect into code execution.
+        "javascript" | "data" | "vbscript" | "file" | "blob" | "about" => {
+            Err(format!("callback URL scheme not allowed: {raw}"))
+        }
+        // Private-use schemes of native apps (RFC 8252 §7.1), e.g. `sfdc://success`.
+        _ if url.cannot_be_a_base() && !raw.contains(':') => {
+            Err(format!("callback URL is not an absolute URL: {raw}"))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Exact, case-sensitive string comparison against the registered list: no prefix, path, port,
+/// query or case leeway (RFC 9700 §4.1.3).
+pub fn is_registered(registered: &[String], given: &str) -> bool {
+    registered.iter().any(|r| r == given)
+}
+
+/// `redirect_uri` with `pairs` added to its query (RFC 6749 §4.1.2: retaining any query it has).
+pub fn with_query(redirect_uri: &str, pairs: &[(&str, &str)]) -> String {
+    let encoded = form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(pairs)
+        .finish();
+    let sep = if redirect_uri.contains('?') { '&' } else { '?' };
+    format!("{redirect_uri}{sep}{encoded}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn registration_rules() {
+        assert!(check_callback_url("https://app.example.com/cb").is_ok());
+        assert!(check_callback_url("http://127.0.0.1:9000/cb").is_ok());
+        assert!(check_callback_url("sfdc://success").is_ok());
+        assert!(check_callback_url("/relative").is_err());
+        assert!(check_callback_url("https://app.example.com/cb#frag").is_err());
+        assert!(check_callback_url("http://evil.example.com/cb").is_err());
+        assert!(check_callback_url("javascript:alert(1)").is_err());
+    }
+
+    #[test]
+    fn open_redirect_variants_do_not_match() {
+        let reg = vec!["https://app.example.com/cb".to_string()];
+        assert!(is_registered(&reg, "https://app.example.com/cb"));
+        for evil in [
+            "https://app.example.com/cb/extra",
+            "https://app.example.com/cb?x=1",
+            "https://app.example.com/cb#x",
+            "https://app.example.com:444/cb",
+            "https://APP.example.com/cb",
+            "https://app.example.com/CB",
+            "https://app.example.com/cb/",
+            "https://app.example.com.evil.com/cb",
+        ] {
+            assert!(!is_registered(&reg, evil), "{evil}");
+        }
+    }
+
+    #[test]
+    fn query_is_kept() {
+        assert_eq!(with_query("https://a/cb?x=1", &[("code", "c d")]), "https://a/cb?x=1&code=c+d");
+    }
+}

@@ -1,0 +1,45 @@
+//! `/services/oauth2/revoke` (RFC 7009). Salesforce clients send the token alone, by POST or
+//! GET (salesforce-reference.md §12.1); a client that authenticates may revoke only its own.
+
+use super::client_auth::{authenticate, credentials};
+use super::error::OAuthError;
+use crate::core::config::Ctx;
+use crate::core::http::{Method, Request, Response};
+use crate::core::secret::Secret;
+use crate::core::storage::Store;
+
+pub async fn handle<S: Store>(ctx: &Ctx<'_, S>, req: &Request) -> Response {
+    match revoke(ctx, req).await {
+        Ok(r) => r,
+        Err(e) => e.to_response(false),
+    }
+}
+
+async fn revoke<S: Store>(ctx: &Ctx<'_, S>, req: &Request) -> Result<Response, OAuthError> {
+    let params = match req.method {
+        Method::Get => req.query_params(),
+        _ => req.form_params()?.merged_with(req.query_params()),
+    };
+    let token = Secret::new(
+        params
+            .get("token")?
+            .ok_or_else(|| OAuthError::invalid_request("token required"))?,
+    );
+    let hash = token.hash();
+    let now = ctx.now_s();
+    if let Some(creds) = credentials(req, &params)? {
+        let client = authenticate(ctx, Some(creds), |_| false).await?;
+        let owned = ctx
+            .store
+            .find_token(&hash)
+            .await?
+            .is_some_and(|f| f.family.client_id == client.app.client_id);
+        if owned {
+            ctx.store.revoke_token(&hash, now).await?;
+        }
+    } else {
+        ctx.store.revoke_token(&hash, now).await?;
+    }
+    // RFC 7009 §2.2: 200 whether or not the token was known, so revocation is no token oracle.
+    Ok(Response::empty(200).no_store())
+}

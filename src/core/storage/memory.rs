@@ -1,0 +1,332 @@
+//! In-memory stores for native tests. Same semantics as the KV/D1 implementations, including
+//! the single-use decisions, so flow tests exercise the real rules.
+
+use std::cell::RefCell;
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use super::*;
+use crate::core::model::{App, OrgSettings, User};
+use crate::core::secret::SecretHash;
+
+#[derive(Default)]
+pub struct MemoryStore {
+    settings: RefCell<Option<OrgSettings>>,
+    apps: RefCell<BTreeMap<String, App>>,
+    users: RefCell<BTreeMap<String, User>>,
+    grants: RefCell<HashMap<(String, String), AppUserGrant>>,
+    registration_tokens: RefCell<HashMap<String, u64>>,
+    codes: RefCell<HashMap<String, CodeGrant>>,
+    sessions: RefCell<HashMap<String, Session>>,
+    interactions: RefCell<HashMap<String, Interaction>>,
+    redeemed_codes: RefCell<HashSet<String>>,
+    rotated: RefCell<HashSet<String>>,
+    families: RefCell<HashMap<String, Family>>,
+    tokens: RefCell<HashMap<String, TokenRecord>>,
+}
+
+impl MemoryStore {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Number of token records held, for tests that check nothing was written.
+    pub fn token_count(&self) -> usize {
+        self.tokens.borrow().len()
+    }
+
+    fn revoke_families_where(&self, now_s: u64, pred: impl Fn(&Family) -> bool) {
+        for f in self.families.borrow_mut().values_mut() {
+            if pred(f) && f.revoked_at_s.is_none() {
+                f.revoked_at_s = Some(now_s);
+            }
+        }
+    }
+
+    fn insert_tokens(&self, tokens: &[TokenRecord]) {
+        let mut map = self.tokens.borrow_mut();
+        for t in tokens {
+            map.insert(t.hash.0.clone(), t.clone());
+        }
+    }
+}
+
+impl SettingsStore for MemoryStore {
+    async fn load_settings(&self) -> Result<Option<OrgSettings>, StoreError> {
+        Ok(self.settings.borrow().clone())
+    }
+    async fn init_settings(&self, initial: &OrgSettings) -> Result<OrgSettings, StoreError> {
+        Ok(self
+            .settings
+            .borrow_mut()
+            .get_or_insert_with(|| initial.clone())
+            .clone())
+    }
+    async fn save_settings(&self, settings: &OrgSettings) -> Result<(), StoreError> {
+        *self.settings.borrow_mut() = Some(settings.clone());
+        Ok(())
+    }
+}
+
+impl AppStore for MemoryStore {
+    async fn create_app(&self, app: &App) -> Result<(), StoreError> {
+        let mut apps = self.apps.borrow_mut();
+        if apps.contains_key(&app.client_id) {
+            return Err(StoreError::Conflict("client_id already exists".into()));
+        }
+        apps.insert(app.client_id.clone(), app.clone());
+        Ok(())
+    }
+    async fn get_app(&self, client_id: &str) -> Result<Option<App>, StoreError> {
+        Ok(self.apps.borrow().get(client_id).cloned())
+    }
+    async fn list_apps(&self) -> Result<Vec<App>, StoreError> {
+        Ok(self.apps.borrow().values().cloned().collect())
+    }
+    async fn update_app(&self, app: &App) -> Result<bool, StoreError> {
+        let mut apps = self.apps.borrow_mut();
+        match apps.get_mut(&app.client_id) {
+            Some(stored) => {
+                let secret_hash = stored.secret_hash.clone();
+                *stored = App {
+                    secret_hash,
+                    ..app.clone()
+                };
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+    async fn rotate_app_secret(
+        &self,
+        client_id: &str,
+        hash: &SecretHash,
+    ) -> Result<bool, StoreError> {
+        Ok(match self.apps.borrow_mut().get_mut(client_id) {
+            Some(app) => {
+                app.secret_hash = hash.clone();
+                true
+            }
+            None => false,
+        })
+    }
+    async fn origin_allowed(&self, origin: &str) -> Result<bool, StoreError> {
+        Ok(self
+            .apps
+            .borrow()
+            .values()
+            .any(|a| a.policy.allowed_origins.iter().any(|o| o == origin)))
+    }
+    async fn delete_app(&self, client_id: &str, now_s: u64) -> Result<bool, StoreError> {
+        let existed = self.apps.borrow_mut().remove(client_id).is_some();
+        self.grants.borrow_mut().retain(|(c, _), _| c != client_id);
+        self.revoke_families_where(now_s, |f| f.client_id == client_id);
+        Ok(existed)
+    }
+}
+
+impl UserStore for MemoryStore {
+    async fn create_user(&self, user: &User) -> Result<(), StoreError> {
+        let mut users = self.users.borrow_mut();
+        if users.values().any(|u| u.username == user.username) {
+            return Err(StoreError::Conflict("username already exists".into()));
+        }
+        users.insert(user.user_id.clone(), user.clone());
+        Ok(())
+    }
+    async fn get_user(&self, user_id: &str) -> Result<Option<User>, StoreError> {
+        Ok(self.users.borrow().get(user_id).cloned())
+    }
+    async fn find_user_by_username(&self, username: &str) -> Result<Option<User>, StoreError> {
+        Ok(self
+            .users
+            .borrow()
+            .values()
+            .find(|u| u.username == username)
+            .cloned())
+    }
+    async fn list_users(&self) -> Result<Vec<User>, StoreError> {
+        Ok(self.users.borrow().values().cloned().collect())
+    }
+    async fn update_user(&self, user: &User) -> Result<bool, StoreError> {
+        Ok(match self.users.borrow_mut().get_mut(&user.user_id) {
+            Some(stored) => {
+                *stored = user.clone();
+                true
+            }
+            None => false,
+        })
+    }
+    async fn deactivate_user(&self, user_id: &str, now_s: u64) -> Result<bool, StoreError> {
+        let found = match self.users.borrow_mut().get_mut(user_id) {
+            Some(u) => {
+                u.active = false;
+                true
+            }
+            None => false,
+        };
+        self.revoke_families_where(now_s, |f| f.user_id == user_id);
+        Ok(found)
+    }
+}
+
+impl GrantStore for MemoryStore {
+    async fn app_user_grant(
+        &self,
+        client_id: &str,
+        user_id: &str,
+    ) -> Result<Option<AppUserGrant>, StoreError> {
+        Ok(self
+            .grants
+            .borrow()
+            .get(&(client_id.to_owned(), user_id.to_owned()))
+            .cloned())
+    }
+    async fn preauthorize(&self, client_id: &str, user_id: &str) -> Result<(), StoreError> {
+        self.grants
+            .borrow_mut()
+            .entry((client_id.to_owned(), user_id.to_owned()))
+            .or_default()
+            .preauthorized = true;
+        Ok(())
+    }
+    async fn record_approval(
+        &self,
+        client_id: &str,
+        user_id: &str,
+        scopes: &[String],
+    ) -> Result<(), StoreError> {
+        self.grants
+            .borrow_mut()
+            .entry((client_id.to_owned(), user_id.to_owned()))
+            .or_default()
+            .approved_scopes = Some(scopes.to_vec());
+        Ok(())
+    }
+}
+
+impl RegistrationTokenStore for MemoryStore {
+    async fn create_registration_token(
+        &self,
+        hash: &SecretHash,
+        expires_at_s: u64,
+    ) -> Result<(), StoreError> {
+        self.registration_tokens
+            .borrow_mut()
+            .insert(hash.0.clone(), expires_at_s);
+        Ok(())
+    }
+}
+
+impl CodeStore for MemoryStore {
+    async fn put_code(&self, hash: &SecretHash, code: &CodeGrant) -> Result<(), StoreError> {
+        self.codes.borrow_mut().insert(hash.0.clone(), code.clone());
+        Ok(())
+    }
+    async fn get_code(&self, hash: &SecretHash) -> Result<Option<CodeGrant>, StoreError> {
+        Ok(self.codes.borrow().get(&hash.0).cloned())
+    }
+}
+
+impl SessionStore for MemoryStore {
+    async fn put_session(&self, hash: &SecretHash, session: &Session) -> Result<(), StoreError> {
+        self.sessions
+            .borrow_mut()
+            .insert(hash.0.clone(), session.clone());
+        Ok(())
+    }
+    async fn get_session(&self, hash: &SecretHash) -> Result<Option<Session>, StoreError> {
+        Ok(self.sessions.borrow().get(&hash.0).cloned())
+    }
+}
+
+impl InteractionStore for MemoryStore {
+    async fn put_interaction(
+        &self,
+        id_hash: &SecretHash,
+        interaction: &Interaction,
+    ) -> Result<(), StoreError> {
+        self.interactions
+            .borrow_mut()
+            .insert(id_hash.0.clone(), interaction.clone());
+        Ok(())
+    }
+    async fn get_interaction(
+        &self,
+        id_hash: &SecretHash,
+    ) -> Result<Option<Interaction>, StoreError> {
+        Ok(self.interactions.borrow().get(&id_hash.0).cloned())
+    }
+    async fn delete_interaction(&self, id_hash: &SecretHash) -> Result<(), StoreError> {
+        self.interactions.borrow_mut().remove(&id_hash.0);
+        Ok(())
+    }
+}
+
+impl TokenStore for MemoryStore {
+    async fn redeem_code(
+        &self,
+        code_hash: &SecretHash,
+        issue: &Issue,
+    ) -> Result<Redemption, StoreError> {
+        if !self.redeemed_codes.borrow_mut().insert(code_hash.0.clone()) {
+            return Ok(Redemption::Replayed);
+        }
+        self.families
+            .borrow_mut()
+            .insert(issue.family.family_id.clone(), issue.family.clone());
+        self.insert_tokens(&issue.tokens);
+        Ok(Redemption::Issued)
+    }
+    async fn find_token(&self, hash: &SecretHash) -> Result<Option<FoundToken>, StoreError> {
+        let Some(token) = self.tokens.borrow().get(&hash.0).cloned() else {
+            return Ok(None);
+        };
+        let family = self.families.borrow().get(&token.family_id).cloned();
+        Ok(family.map(|family| FoundToken { token, family }))
+    }
+    async fn rotate_refresh_token(
+        &self,
+        old: &SecretHash,
+        family_id: &str,
+        tokens: &[TokenRecord],
+        now_s: u64,
+    ) -> Result<Rotation, StoreError> {
+        if !self.rotated.borrow_mut().insert(old.0.clone()) {
+            return Ok(Rotation::Reused);
+        }
+        if let Some(t) = self.tokens.borrow_mut().get_mut(&old.0) {
+            t.state = TokenState::Rotated;
+        }
+        self.extend_family(family_id, tokens, now_s).await?;
+        Ok(Rotation::Rotated)
+    }
+    async fn extend_family(
+        &self,
+        family_id: &str,
+        tokens: &[TokenRecord],
+        now_s: u64,
+    ) -> Result<(), StoreError> {
+        if let Some(f) = self.families.borrow_mut().get_mut(family_id) {
+            f.last_used_at_s = now_s;
+        }
+        self.insert_tokens(tokens);
+        Ok(())
+    }
+    async fn revoke_family(&self, family_id: &str, now_s: u64) -> Result<(), StoreError> {
+        self.revoke_families_where(now_s, |f| f.family_id == family_id);
+        Ok(())
+    }
+    async fn revoke_token(&self, hash: &SecretHash, now_s: u64) -> Result<(), StoreError> {
+        let token = self.tokens.borrow().get(&hash.0).cloned();
+        match token {
+            Some(t) if t.kind == TokenKind::Refresh => self.revoke_family(&t.family_id, now_s).await,
+            Some(_) => {
+                if let Some(t) = self.tokens.borrow_mut().get_mut(&hash.0) {
+                    t.state = TokenState::Revoked;
+                }
+                Ok(())
+            }
+            None => Ok(()),
+        }
+    }
+}

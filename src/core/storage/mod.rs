@@ -1,0 +1,165 @@
+//! Storage, one async trait per aggregate (STYLE §3). Methods are named for the transition they
+//! make. Lookups return `Result<Option<T>, StoreError>`.
+//!
+//! What lives where (`docs/storage.md` has the full key/table map):
+//! - D1 (strongly consistent, conditional writes): settings, apps, users, app-user grants,
+//!   registration tokens, token families and tokens, code redemptions. Everything single-use or
+//!   ordered — code redemption, refresh rotation, revocation — is decided here.
+//! - KV (eventually consistent, TTL): authorization codes' payloads, login sessions, pending
+//!   authorization requests. Nothing in KV is trusted to be single-use.
+#![allow(async_fn_in_trait)] // The Worker runtime is single-threaded; no `Send` bound is wanted.
+
+pub mod memory;
+mod records;
+
+pub use records::*;
+
+use super::model::{App, OrgSettings, User};
+use super::secret::SecretHash;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreError {
+    /// A uniqueness rule refused the write (e.g. a username that is taken). Nothing was written.
+    Conflict(String),
+    /// The backend failed. The message is for logs only and never reaches a caller.
+    Backend(String),
+}
+
+pub trait SettingsStore {
+    async fn load_settings(&self) -> Result<Option<OrgSettings>, StoreError>;
+    /// Stores `initial` unless settings exist already; returns whichever is stored.
+    async fn init_settings(&self, initial: &OrgSettings) -> Result<OrgSettings, StoreError>;
+    async fn save_settings(&self, settings: &OrgSettings) -> Result<(), StoreError>;
+}
+
+pub trait AppStore {
+    async fn create_app(&self, app: &App) -> Result<(), StoreError>;
+    async fn get_app(&self, client_id: &str) -> Result<Option<App>, StoreError>;
+    async fn list_apps(&self) -> Result<Vec<App>, StoreError>;
+    /// Replaces name, callback URLs, scopes and policy. `false` when the app does not exist.
+    async fn update_app(&self, app: &App) -> Result<bool, StoreError>;
+    async fn rotate_app_secret(&self, client_id: &str, hash: &SecretHash)
+        -> Result<bool, StoreError>;
+    /// Whether any app lists `origin` in `allowed_origins` (CORS).
+    async fn origin_allowed(&self, origin: &str) -> Result<bool, StoreError>;
+    /// Deletes the app, its user grants, and revokes every token issued to it.
+    async fn delete_app(&self, client_id: &str, now_s: u64) -> Result<bool, StoreError>;
+}
+
+pub trait UserStore {
+    async fn create_user(&self, user: &User) -> Result<(), StoreError>;
+    async fn get_user(&self, user_id: &str) -> Result<Option<User>, StoreError>;
+    async fn find_user_by_username(&self, username: &str) -> Result<Option<User>, StoreError>;
+    async fn list_users(&self) -> Result<Vec<User>, StoreError>;
+    /// Replaces email, name, password hash and active flag. `false` when the user does not exist.
+    async fn update_user(&self, user: &User) -> Result<bool, StoreError>;
+    /// Marks the user inactive and revokes every token issued to them.
+    async fn deactivate_user(&self, user_id: &str, now_s: u64) -> Result<bool, StoreError>;
+}
+
+/// What a user has granted an app, and whether an admin pre-authorized them.
+pub trait GrantStore {
+    async fn app_user_grant(
+        &self,
+        client_id: &str,
+        user_id: &str,
+    ) -> Result<Option<AppUserGrant>, StoreError>;
+    async fn preauthorize(&self, client_id: &str, user_id: &str) -> Result<(), StoreError>;
+    async fn record_approval(
+        &self,
+        client_id: &str,
+        user_id: &str,
+        scopes: &[String],
+    ) -> Result<(), StoreError>;
+}
+
+pub trait RegistrationTokenStore {
+    async fn create_registration_token(
+        &self,
+        hash: &SecretHash,
+        expires_at_s: u64,
+    ) -> Result<(), StoreError>;
+}
+
+/// Authorization code payloads (KV). Redemption itself is decided by [`TokenStore::redeem_code`].
+pub trait CodeStore {
+    async fn put_code(&self, hash: &SecretHash, code: &CodeGrant) -> Result<(), StoreError>;
+    async fn get_code(&self, hash: &SecretHash) -> Result<Option<CodeGrant>, StoreError>;
+}
+
+/// Browser login sessions (KV).
+pub trait SessionStore {
+    async fn put_session(&self, hash: &SecretHash, session: &Session) -> Result<(), StoreError>;
+    async fn get_session(&self, hash: &SecretHash) -> Result<Option<Session>, StoreError>;
+}
+
+/// Pending authorization requests between the authorize GET and the login/consent POSTs (KV).
+pub trait InteractionStore {
+    async fn put_interaction(
+        &self,
+        id_hash: &SecretHash,
+        interaction: &Interaction,
+    ) -> Result<(), StoreError>;
+    async fn get_interaction(&self, id_hash: &SecretHash)
+        -> Result<Option<Interaction>, StoreError>;
+    async fn delete_interaction(&self, id_hash: &SecretHash) -> Result<(), StoreError>;
+}
+
+/// Token families (one per authorization) and their access/refresh tokens (D1).
+pub trait TokenStore {
+    /// RFC 6749 §4.1.2: a code is used once. Records the redemption of `code_hash` and issues
+    /// `issue` in one transaction; when the code was redeemed before, nothing is written and
+    /// [`Redemption::Replayed`] is returned.
+    async fn redeem_code(
+        &self,
+        code_hash: &SecretHash,
+        issue: &Issue,
+    ) -> Result<Redemption, StoreError>;
+    async fn find_token(&self, hash: &SecretHash) -> Result<Option<FoundToken>, StoreError>;
+    /// Marks `old` rotated and adds `tokens`, once; a second rotation of the same token is
+    /// [`Rotation::Reused`] and writes nothing.
+    async fn rotate_refresh_token(
+        &self,
+        old: &SecretHash,
+        family_id: &str,
+        tokens: &[TokenRecord],
+        now_s: u64,
+    ) -> Result<Rotation, StoreError>;
+    /// Adds tokens to a live family (refresh without rotation) and records its use.
+    async fn extend_family(
+        &self,
+        family_id: &str,
+        tokens: &[TokenRecord],
+        now_s: u64,
+    ) -> Result<(), StoreError>;
+    async fn revoke_family(&self, family_id: &str, now_s: u64) -> Result<(), StoreError>;
+    /// RFC 7009 §2.1: revoking a refresh token revokes its family; an access token, itself.
+    async fn revoke_token(&self, hash: &SecretHash, now_s: u64) -> Result<(), StoreError>;
+}
+
+/// Everything the handlers need, in one bound.
+pub trait Store:
+    SettingsStore
+    + AppStore
+    + UserStore
+    + GrantStore
+    + RegistrationTokenStore
+    + CodeStore
+    + SessionStore
+    + InteractionStore
+    + TokenStore
+{
+}
+
+impl<T> Store for T where
+    T: SettingsStore
+        + AppStore
+        + UserStore
+        + GrantStore
+        + RegistrationTokenStore
+        + CodeStore
+        + SessionStore
+        + InteractionStore
+        + TokenStore
+{
+}

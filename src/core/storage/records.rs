@@ -1,0 +1,125 @@
+//! Records held by the stores, beyond the admin-managed ones in `model.rs`.
+
+use serde::{Deserialize, Serialize};
+
+use crate::core::secret::SecretHash;
+
+/// An admin pre-authorization and/or the scopes the user approved for an app.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AppUserGrant {
+    pub preauthorized: bool,
+    pub approved_scopes: Option<Vec<String>>,
+}
+
+/// What an authorization code stands for (RFC 6749 §4.1.2: bound to client and redirect URI;
+/// RFC 7636 §4.4: to the PKCE challenge; OIDC Core §3.1.2.1: to the nonce).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CodeGrant {
+    pub client_id: String,
+    pub redirect_uri: String,
+    pub code_challenge: Option<String>,
+    pub nonce: Option<String>,
+    pub scopes: Vec<String>,
+    pub user_id: String,
+    pub auth_time_s: u64,
+    pub expires_at_s: u64,
+    /// Chosen when the code is minted, so a replay can revoke what the first redemption issued.
+    pub family_id: String,
+}
+
+/// A logged-in browser.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Session {
+    pub user_id: String,
+    pub auth_time_s: u64,
+    pub expires_at_s: u64,
+}
+
+/// A validated authorization request waiting for login and/or consent.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Interaction {
+    pub request: crate::core::oauth::authorize::AuthorizationRequest,
+    /// Hash of the CSRF token embedded in the page's forms.
+    pub csrf_hash: SecretHash,
+    /// Hash of the browser cookie the interaction was started with (double-submit binding).
+    pub browser_hash: SecretHash,
+    /// Set once the user has logged in during this interaction.
+    pub user_id: Option<String>,
+    pub auth_time_s: Option<u64>,
+    pub expires_at_s: u64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TokenKind {
+    Access,
+    Refresh,
+}
+
+/// Issued → rotated | revoked (STYLE §9). A family revocation overrides every token's state.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TokenState {
+    Active,
+    Rotated,
+    Revoked,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenRecord {
+    pub hash: SecretHash,
+    pub family_id: String,
+    pub kind: TokenKind,
+    /// Scopes of this token; an access token from a narrowing refresh holds fewer than its family.
+    pub scopes: Vec<String>,
+    pub created_at_s: u64,
+    pub expires_at_s: Option<u64>,
+    pub state: TokenState,
+}
+
+/// Everything issued from one authorization (a code redemption), refreshed or rotated since.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Family {
+    pub family_id: String,
+    pub client_id: String,
+    pub user_id: String,
+    pub scopes: Vec<String>,
+    pub auth_time_s: u64,
+    pub created_at_s: u64,
+    pub last_used_at_s: u64,
+    pub revoked_at_s: Option<u64>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FoundToken {
+    pub token: TokenRecord,
+    pub family: Family,
+}
+
+/// A new family with its first tokens.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Issue {
+    pub family: Family,
+    pub tokens: Vec<TokenRecord>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Redemption {
+    Issued,
+    Replayed,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Rotation {
+    Rotated,
+    Reused,
+}
+
+impl FoundToken {
+    /// Usable right now: family not revoked, token neither rotated nor revoked nor expired.
+    pub fn is_active(&self, now_s: u64) -> bool {
+        self.family.revoked_at_s.is_none()
+            && self.token.state == TokenState::Active
+            && self.token.expires_at_s.is_none_or(|e| e > now_s)
+    }
+}
