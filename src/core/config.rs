@@ -11,7 +11,7 @@ pub struct Config {
     pub issuer: Option<String>,
     /// Bearer token of the admin API; `None` disables the admin API.
     pub admin_token: Option<Secret>,
-    pub keys: KeySet,
+    pub keys: std::rc::Rc<KeySet>,
 }
 
 /// What a handler needs: storage, time, randomness, configuration.

@@ -1,0 +1,337 @@
+//! The registry in D1: org settings, connected apps, users, app-user grants, registration
+//! tokens. Table map in `docs/storage.md`; schema in `migrations/`.
+
+use serde::Deserialize;
+
+use super::store::{backend, changes, Arg, EdgeStore};
+use crate::core::model::{App, OrgSettings, User};
+use crate::core::secret::SecretHash;
+use crate::core::storage::{
+    AppStore, AppUserGrant, GrantStore, RegistrationTokenStore, SettingsStore, StoreError, UserStore,
+};
+
+fn json<T: serde::Serialize>(v: &T) -> Result<String, StoreError> {
+    serde_json::to_string(v).map_err(backend)
+}
+
+fn parse<T: serde::de::DeserializeOwned>(s: &str) -> Result<T, StoreError> {
+    serde_json::from_str(s).map_err(backend)
+}
+
+#[derive(Deserialize)]
+struct SettingsRow {
+    org_id: String,
+    allow_username_password_flow: i64,
+    allow_user_agent_flow: i64,
+    allow_code_credentials_flow: i64,
+    require_pkce: i64,
+}
+
+impl From<SettingsRow> for OrgSettings {
+    fn from(r: SettingsRow) -> Self {
+        OrgSettings {
+            org_id: r.org_id,
+            allow_username_password_flow: r.allow_username_password_flow != 0,
+            allow_user_agent_flow: r.allow_user_agent_flow != 0,
+            allow_code_credentials_flow: r.allow_code_credentials_flow != 0,
+            require_pkce: r.require_pkce != 0,
+        }
+    }
+}
+
+const SETTINGS_COLUMNS: &str = "org_id, allow_username_password_flow, allow_user_agent_flow, allow_code_credentials_flow, require_pkce";
+
+impl SettingsStore for EdgeStore {
+    async fn load_settings(&self) -> Result<Option<OrgSettings>, StoreError> {
+        let row: Option<SettingsRow> = self
+            .first(&format!("SELECT {SETTINGS_COLUMNS} FROM settings WHERE id = 1"), &[])
+            .await?;
+        Ok(row.map(Into::into))
+    }
+    async fn init_settings(&self, s: &OrgSettings) -> Result<OrgSettings, StoreError> {
+        // INSERT OR IGNORE: when two first requests race, the first org id stays.
+        self.exec(
+            &format!("INSERT OR IGNORE INTO settings (id, {SETTINGS_COLUMNS}) VALUES (1, ?, ?, ?, ?, ?)"),
+            &[
+                Arg::Text(&s.org_id),
+                Arg::Int(s.allow_username_password_flow.into()),
+                Arg::Int(s.allow_user_agent_flow.into()),
+                Arg::Int(s.allow_code_credentials_flow.into()),
+                Arg::Int(s.require_pkce.into()),
+            ],
+        )
+        .await?;
+        self.load_settings()
+            .await?
+            .ok_or_else(|| StoreError::Backend("settings row missing after insert".into()))
+    }
+    async fn save_settings(&self, s: &OrgSettings) -> Result<(), StoreError> {
+        self.exec(
+            "UPDATE settings SET allow_username_password_flow = ?, allow_user_agent_flow = ?, allow_code_credentials_flow = ?, require_pkce = ? WHERE id = 1",
+            &[
+                Arg::Int(s.allow_username_password_flow.into()),
+                Arg::Int(s.allow_user_agent_flow.into()),
+                Arg::Int(s.allow_code_credentials_flow.into()),
+                Arg::Int(s.require_pkce.into()),
+            ],
+        )
+        .await?;
+        Ok(())
+    }
+}
+
+#[derive(Deserialize)]
+struct AppRow {
+    client_id: String,
+    secret_hash: String,
+    name: String,
+    callback_urls: String,
+    scopes: String,
+    policy: String,
+    created_at: u64,
+}
+
+impl AppRow {
+    fn into_app(self) -> Result<App, StoreError> {
+        Ok(App {
+            client_id: self.client_id,
+            secret_hash: SecretHash(self.secret_hash),
+            name: self.name,
+            callback_urls: parse(&self.callback_urls)?,
+            scopes: parse(&self.scopes)?,
+            policy: parse(&self.policy)?,
+            created_at: self.created_at,
+        })
+    }
+}
+
+const APP_COLUMNS: &str = "client_id, secret_hash, name, callback_urls, scopes, policy, created_at";
+
+impl AppStore for EdgeStore {
+    async fn create_app(&self, app: &App) -> Result<(), StoreError> {
+        self.exec(
+            &format!("INSERT INTO apps ({APP_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)"),
+            &[
+                Arg::Text(&app.client_id),
+                Arg::Text(&app.secret_hash.0),
+                Arg::Text(&app.name),
+                Arg::Text(&json(&app.callback_urls)?),
+                Arg::Text(&json(&app.scopes)?),
+                Arg::Text(&json(&app.policy)?),
+                Arg::Int(app.created_at),
+            ],
+        )
+        .await?;
+        Ok(())
+    }
+    async fn get_app(&self, client_id: &str) -> Result<Option<App>, StoreError> {
+        let row: Option<AppRow> = self
+            .first(&format!("SELECT {APP_COLUMNS} FROM apps WHERE client_id = ?"), &[Arg::Text(client_id)])
+            .await?;
+        row.map(AppRow::into_app).transpose()
+    }
+    async fn list_apps(&self) -> Result<Vec<App>, StoreError> {
+        let rows: Vec<AppRow> = self
+            .all(&format!("SELECT {APP_COLUMNS} FROM apps ORDER BY created_at, client_id"), &[])
+            .await?;
+        rows.into_iter().map(AppRow::into_app).collect()
+    }
+    async fn update_app(&self, app: &App) -> Result<bool, StoreError> {
+        let n = self
+            .exec(
+                "UPDATE apps SET name = ?, callback_urls = ?, scopes = ?, policy = ? WHERE client_id = ?",
+                &[
+                    Arg::Text(&app.name),
+                    Arg::Text(&json(&app.callback_urls)?),
+                    Arg::Text(&json(&app.scopes)?),
+                    Arg::Text(&json(&app.policy)?),
+                    Arg::Text(&app.client_id),
+                ],
+            )
+            .await?;
+        Ok(n == 1)
+    }
+    async fn rotate_app_secret(&self, client_id: &str, hash: &SecretHash) -> Result<bool, StoreError> {
+        let n = self
+            .exec(
+                "UPDATE apps SET secret_hash = ? WHERE client_id = ?",
+                &[Arg::Text(&hash.0), Arg::Text(client_id)],
+            )
+            .await?;
+        Ok(n == 1)
+    }
+    async fn origin_allowed(&self, origin: &str) -> Result<bool, StoreError> {
+        let row: Option<serde_json::Value> = self
+            .first(
+                "SELECT 1 AS ok FROM apps, json_each(apps.policy, '$.allowed_origins') AS o WHERE o.value = ? LIMIT 1",
+                &[Arg::Text(origin)],
+            )
+            .await?;
+        Ok(row.is_some())
+    }
+    async fn delete_app(&self, client_id: &str, now_s: u64) -> Result<bool, StoreError> {
+        let results = self
+            .batch(vec![
+                self.stmt("DELETE FROM apps WHERE client_id = ?", &[Arg::Text(client_id)])?,
+                self.stmt("DELETE FROM app_user_grants WHERE client_id = ?", &[Arg::Text(client_id)])?,
+                self.stmt(
+                    "UPDATE token_families SET revoked_at = ? WHERE client_id = ? AND revoked_at IS NULL",
+                    &[Arg::Int(now_s), Arg::Text(client_id)],
+                )?,
+            ])
+            .await?;
+        Ok(results.first().map(changes) == Some(1))
+    }
+}
+
+#[derive(Deserialize)]
+struct UserRow {
+    user_id: String,
+    username: String,
+    password_hash: String,
+    email: String,
+    name: String,
+    active: i64,
+    created_at: u64,
+}
+
+impl From<UserRow> for User {
+    fn from(r: UserRow) -> Self {
+        User {
+            user_id: r.user_id,
+            username: r.username,
+            password_hash: r.password_hash,
+            email: r.email,
+            name: r.name,
+            active: r.active != 0,
+            created_at: r.created_at,
+        }
+    }
+}
+
+const USER_COLUMNS: &str = "user_id, username, password_hash, email, name, active, created_at";
+
+impl UserStore for EdgeStore {
+    async fn create_user(&self, u: &User) -> Result<(), StoreError> {
+        let result = self
+            .exec(
+                &format!("INSERT INTO users ({USER_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)"),
+                &[
+                    Arg::Text(&u.user_id),
+                    Arg::Text(&u.username),
+                    Arg::Text(&u.password_hash),
+                    Arg::Text(&u.email),
+                    Arg::Text(&u.name),
+                    Arg::Int(u.active.into()),
+                    Arg::Int(u.created_at),
+                ],
+            )
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            // The UNIQUE index on username refused it (a race with another creation).
+            Err(e) if self.find_user_by_username(&u.username).await?.is_some() => {
+                let _ = e;
+                Err(StoreError::Conflict(format!("username already exists: {}", u.username)))
+            }
+            Err(e) => Err(e),
+        }
+    }
+    async fn get_user(&self, user_id: &str) -> Result<Option<User>, StoreError> {
+        let row: Option<UserRow> = self
+            .first(&format!("SELECT {USER_COLUMNS} FROM users WHERE user_id = ?"), &[Arg::Text(user_id)])
+            .await?;
+        Ok(row.map(Into::into))
+    }
+    async fn find_user_by_username(&self, username: &str) -> Result<Option<User>, StoreError> {
+        let row: Option<UserRow> = self
+            .first(&format!("SELECT {USER_COLUMNS} FROM users WHERE username = ?"), &[Arg::Text(username)])
+            .await?;
+        Ok(row.map(Into::into))
+    }
+    async fn list_users(&self) -> Result<Vec<User>, StoreError> {
+        let rows: Vec<UserRow> = self
+            .all(&format!("SELECT {USER_COLUMNS} FROM users ORDER BY created_at, user_id"), &[])
+            .await?;
+        Ok(rows.into_iter().map(Into::into).collect())
+    }
+    async fn update_user(&self, u: &User) -> Result<bool, StoreError> {
+        let n = self
+            .exec(
+                "UPDATE users SET password_hash = ?, email = ?, name = ?, active = ? WHERE user_id = ?",
+                &[
+                    Arg::Text(&u.password_hash),
+                    Arg::Text(&u.email),
+                    Arg::Text(&u.name),
+                    Arg::Int(u.active.into()),
+                    Arg::Text(&u.user_id),
+                ],
+            )
+            .await?;
+        Ok(n == 1)
+    }
+    async fn deactivate_user(&self, user_id: &str, now_s: u64) -> Result<bool, StoreError> {
+        let results = self
+            .batch(vec![
+                self.stmt("UPDATE users SET active = 0 WHERE user_id = ?", &[Arg::Text(user_id)])?,
+                self.stmt(
+                    "UPDATE token_families SET revoked_at = ? WHERE user_id = ? AND revoked_at IS NULL",
+                    &[Arg::Int(now_s), Arg::Text(user_id)],
+                )?,
+            ])
+            .await?;
+        Ok(results.first().map(changes) == Some(1))
+    }
+}
+
+#[derive(Deserialize)]
+struct GrantRow {
+    preauthorized: i64,
+    approved_scopes: Option<String>,
+}
+
+impl GrantStore for EdgeStore {
+    async fn app_user_grant(&self, client_id: &str, user_id: &str) -> Result<Option<AppUserGrant>, StoreError> {
+        let row: Option<GrantRow> = self
+            .first(
+                "SELECT preauthorized, approved_scopes FROM app_user_grants WHERE client_id = ? AND user_id = ?",
+                &[Arg::Text(client_id), Arg::Text(user_id)],
+            )
+            .await?;
+        row.map(|r| {
+            Ok(AppUserGrant {
+                preauthorized: r.preauthorized != 0,
+                approved_scopes: r.approved_scopes.as_deref().map(parse).transpose()?,
+            })
+        })
+        .transpose()
+    }
+    async fn preauthorize(&self, client_id: &str, user_id: &str) -> Result<(), StoreError> {
+        self.exec(
+            "INSERT INTO app_user_grants (client_id, user_id, preauthorized) VALUES (?, ?, 1) ON CONFLICT (client_id, user_id) DO UPDATE SET preauthorized = 1",
+            &[Arg::Text(client_id), Arg::Text(user_id)],
+        )
+        .await?;
+        Ok(())
+    }
+    async fn record_approval(&self, client_id: &str, user_id: &str, scopes: &[String]) -> Result<(), StoreError> {
+        let scopes = json(&scopes)?;
+        self.exec(
+            "INSERT INTO app_user_grants (client_id, user_id, preauthorized, approved_scopes) VALUES (?, ?, 0, ?) ON CONFLICT (client_id, user_id) DO UPDATE SET approved_scopes = excluded.approved_scopes",
+            &[Arg::Text(client_id), Arg::Text(user_id), Arg::Text(&scopes)],
+        )
+        .await?;
+        Ok(())
+    }
+}
+
+impl RegistrationTokenStore for EdgeStore {
+    async fn create_registration_token(&self, hash: &SecretHash, expires_at_s: u64) -> Result<(), StoreError> {
+        self.exec(
+            "INSERT INTO registration_tokens (token_hash, expires_at) VALUES (?, ?)",
+            &[Arg::Text(&hash.0), Arg::Int(expires_at_s)],
+        )
+        .await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,89 @@
+//! The Worker edge: maps `worker::Request` to the core's request, calls the core, maps the
+//! response back, and implements the storage traits on KV and D1. It makes no protocol decision.
+
+mod d1;
+mod d1_tokens;
+mod http;
+mod kv;
+mod store;
+
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use worker::{event, Context, Env};
+
+use crate::core::config::{Config, Ctx};
+use crate::core::env::{Clock, OsRng};
+use crate::core::keys::KeySet;
+use crate::core::router;
+use crate::core::secret::Secret;
+
+struct JsClock;
+
+impl Clock for JsClock {
+    fn now_ms(&self) -> u64 {
+        js_sys::Date::now() as u64
+    }
+}
+
+thread_local! {
+    /// Parsed signing keys, reused across requests of this isolate while the secret is unchanged.
+    static KEYS: RefCell<Option<(String, Rc<KeySet>)>> = const { RefCell::new(None) };
+}
+
+fn keys(env: &Env) -> Rc<KeySet> {
+    let pems = env.secret("SIGNING_KEYS").map(|s| s.to_string()).unwrap_or_default();
+    KEYS.with(|cell| {
+        if let Some((cached, set)) = cell.borrow().as_ref() {
+            if *cached == pems {
+                return set.clone();
+            }
+        }
+        let set = Rc::new(KeySet::from_pem_list(&pems).unwrap_or_else(|e| {
+            worker::console_error!("SIGNING_KEYS unusable: {}", e.0);
+            KeySet::default()
+        }));
+        *cell.borrow_mut() = Some((pems, set.clone()));
+        set
+    })
+}
+
+fn var(env: &Env, name: &str) -> Option<String> {
+    env.var(name)
+        .map(|v| v.to_string())
+        .ok()
+        .or_else(|| env.secret(name).map(|v| v.to_string()).ok())
+        .filter(|v| !v.is_empty())
+}
+
+#[event(fetch)]
+async fn fetch(req: worker::Request, env: Env, _ctx: Context) -> worker::Result<worker::Response> {
+    let request = http::to_core(req).await;
+    let store = store::EdgeStore::new(&env)?;
+    let config = Config {
+        issuer: var(&env, "ISSUER").map(|i| i.trim_end_matches('/').to_owned()),
+        admin_token: var(&env, "ADMIN_TOKEN").map(Secret::new),
+        keys: keys(&env),
+    };
+    let response = match request {
+        Ok(request) => {
+            let ctx = Ctx {
+                store: &store,
+                clock: &JsClock,
+                rng: &OsRng,
+                config: &config,
+                issuer: config.issuer.clone().unwrap_or_else(|| request.origin.clone()),
+            };
+            router::handle(&ctx, &request).await
+        }
+        Err(resp) => resp,
+    };
+    // Dev only (`EXPOSE_ROUND_TRIPS=1`): how many storage round trips this request made.
+    let response = if var(&env, "EXPOSE_ROUND_TRIPS").as_deref() == Some("1") {
+        let (kv, d1) = store.round_trips();
+        response.with_header("x-storage-round-trips", &format!("kv={kv}; d1={d1}"))
+    } else {
+        response
+    };
+    http::from_core(response)
+}

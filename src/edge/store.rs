@@ -1,0 +1,122 @@
+//! The KV/D1-backed store. Every call to KV or D1 goes through [`EdgeStore::kv_call`] or
+//! [`EdgeStore::d1_call`], which count round trips per request (exposed in dev, see `mod.rs`).
+
+use std::cell::Cell;
+use std::future::Future;
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use wasm_bindgen::JsValue;
+use worker::{D1Database, D1PreparedStatement, D1Result, Env, KvStore};
+
+use crate::core::storage::StoreError;
+
+pub struct EdgeStore {
+    pub kv: KvStore,
+    pub db: D1Database,
+    kv_trips: Cell<u32>,
+    d1_trips: Cell<u32>,
+}
+
+pub fn backend(e: impl std::fmt::Display) -> StoreError {
+    let msg = e.to_string();
+    worker::console_error!("storage error: {msg}");
+    StoreError::Backend(msg)
+}
+
+/// A value bound to a D1 statement.
+pub enum Arg<'a> {
+    Text(&'a str),
+    Int(u64),
+    OptInt(Option<u64>),
+    OptText(Option<&'a str>),
+}
+
+impl From<&Arg<'_>> for JsValue {
+    fn from(a: &Arg<'_>) -> JsValue {
+        match a {
+            Arg::Text(s) => JsValue::from_str(s),
+            // D1 numbers are JS numbers; our values (seconds, counters) are far below 2^53.
+            Arg::Int(i) => JsValue::from_f64(*i as f64),
+            Arg::OptInt(Some(i)) => JsValue::from_f64(*i as f64),
+            Arg::OptText(Some(s)) => JsValue::from_str(s),
+            Arg::OptInt(None) | Arg::OptText(None) => JsValue::NULL,
+        }
+    }
+}
+
+impl EdgeStore {
+    pub fn new(env: &Env) -> worker::Result<Self> {
+        Ok(Self {
+            kv: env.kv("KV")?,
+            db: env.d1("DB")?,
+            kv_trips: Cell::new(0),
+            d1_trips: Cell::new(0),
+        })
+    }
+
+    pub fn round_trips(&self) -> (u32, u32) {
+        (self.kv_trips.get(), self.d1_trips.get())
+    }
+
+    pub async fn kv_call<T, E: std::fmt::Display>(
+        &self,
+        f: impl Future<Output = Result<T, E>>,
+    ) -> Result<T, StoreError> {
+        self.kv_trips.set(self.kv_trips.get() + 1);
+        f.await.map_err(backend)
+    }
+
+    async fn d1_call<T>(&self, f: impl Future<Output = worker::Result<T>>) -> Result<T, StoreError> {
+        self.d1_trips.set(self.d1_trips.get() + 1);
+        f.await.map_err(backend)
+    }
+
+    pub fn stmt(&self, sql: &str, args: &[Arg<'_>]) -> Result<D1PreparedStatement, StoreError> {
+        let values: Vec<JsValue> = args.iter().map(JsValue::from).collect();
+        self.db.prepare(sql).bind(&values).map_err(backend)
+    }
+
+    /// Runs one statement; returns the number of rows it changed.
+    pub async fn exec(&self, sql: &str, args: &[Arg<'_>]) -> Result<usize, StoreError> {
+        let stmt = self.stmt(sql, args)?;
+        let result = self.d1_call(stmt.run()).await?;
+        Ok(changes(&result))
+    }
+
+    pub async fn first<T: DeserializeOwned>(&self, sql: &str, args: &[Arg<'_>]) -> Result<Option<T>, StoreError> {
+        let stmt = self.stmt(sql, args)?;
+        self.d1_call(stmt.first::<T>(None)).await
+    }
+
+    pub async fn all<T: DeserializeOwned>(&self, sql: &str, args: &[Arg<'_>]) -> Result<Vec<T>, StoreError> {
+        let stmt = self.stmt(sql, args)?;
+        let result = self.d1_call(stmt.all()).await?;
+        result.results::<T>().map_err(backend)
+    }
+
+    /// Runs statements in one round trip as one transaction: all or nothing.
+    pub async fn batch(&self, stmts: Vec<D1PreparedStatement>) -> Result<Vec<D1Result>, StoreError> {
+        self.d1_trips.set(self.d1_trips.get() + 1);
+        self.db.batch(stmts).await.map_err(|e| StoreError::Backend(e.to_string()))
+    }
+
+    pub async fn kv_get<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, StoreError> {
+        self.kv_call(self.kv.get(key).json::<T>()).await
+    }
+
+    /// KV's minimum TTL is 60 seconds.
+    pub async fn kv_put(&self, key: &str, value: &impl Serialize, ttl_s: u64) -> Result<(), StoreError> {
+        let text = serde_json::to_string(value).map_err(backend)?;
+        let put = self.kv.put(key, text).map_err(backend)?;
+        self.kv_call(put.expiration_ttl(ttl_s.max(60)).execute()).await
+    }
+
+    pub async fn kv_delete(&self, key: &str) -> Result<(), StoreError> {
+        self.kv_call(self.kv.delete(key)).await
+    }
+}
+
+pub fn changes(result: &D1Result) -> usize {
+    result.meta().ok().flatten().and_then(|m| m.changes).unwrap_or(0)
+}
