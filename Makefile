@@ -1,0 +1,54 @@
+# edge-oauth: `make dev` serves locally, `make test` runs every test, `make bench` measures.
+# Everything needed is installed on first use from crates.io, npm and Debian (never GitHub).
+SHELL := /bin/bash
+export PATH := $(HOME)/.cargo/bin:$(PATH)
+WASM_BINDGEN_VERSION := $(shell awk '/^name = "wasm-bindgen"$$/{getline; gsub(/"/,"",$$3); print $$3}' Cargo.lock)
+WORKER_BUILD_VERSION := 0.8.7
+SOURCES := $(shell find src -name '*.rs') Cargo.toml Cargo.lock
+
+.PHONY: dev test test-native test-wasm test-e2e bench build tools tools-rust tools-browser lint
+
+dev: tools build
+	node scripts/dev.mjs
+
+test: tools tools-browser
+	$(MAKE) test-native
+	$(MAKE) test-wasm
+	$(MAKE) test-e2e
+
+test-native:
+	cargo test --all-targets
+
+# The wasm32 build of the whole worker, exactly as deployed.
+test-wasm: build
+
+test-e2e: build
+	node --test --test-concurrency=1 --test-reporter=spec tests/e2e/
+
+bench: tools build
+	node scripts/bench.mjs
+
+lint:
+	cargo fmt --all -- --check
+	cargo clippy --all-targets -- -D warnings
+	cargo clippy --target wasm32-unknown-unknown -- -D warnings
+
+build: build/worker/shim.mjs
+
+build/worker/shim.mjs: $(SOURCES)
+	EDGE_OAUTH_PREBUILT=0 sh scripts/build-worker.sh
+
+tools: tools-rust node_modules/.package-lock.json
+
+node_modules/.package-lock.json: package.json package-lock.json
+	npm ci --no-audit --no-fund
+	@touch $@
+
+# Skips every install that is already at the right version.
+tools-rust:
+	@rustup target list --installed | grep -qx wasm32-unknown-unknown || rustup target add wasm32-unknown-unknown
+	@wasm-bindgen --version 2>/dev/null | grep -q " $(WASM_BINDGEN_VERSION)$$" || cargo install wasm-bindgen-cli --version $(WASM_BINDGEN_VERSION) --force
+	@cargo install --list | grep -q "^worker-build v$(WORKER_BUILD_VERSION):" || cargo install worker-build --version $(WORKER_BUILD_VERSION) --force
+
+tools-browser:
+	@command -v chromium >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver; }

@@ -1,0 +1,71 @@
+// `make dev`: local secrets on first run, D1 migrations, the worker on 127.0.0.1:$PORT, and a
+// seeded demo app and user whose credentials are printed. Environment: PORT, STATE_DIR,
+// ADMIN_TOKEN, ISSUER, SEED (CONTRACT §1).
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { ROOT, migrate, newSigningKey, randomToken, startWorker, writeEnvFile } from './worker.mjs';
+
+const port = Number(process.env.PORT || 8787);
+const stateDir = process.env.STATE_DIR || join(ROOT, '.wrangler', 'state');
+const devVars = join(ROOT, '.dev.vars');
+
+function readDevVars() {
+  const vars = {};
+  for (const line of readFileSync(devVars, 'utf8').split('\n')) {
+    const m = line.match(/^([A-Z_]+)="?(.*?)"?$/);
+    if (m) vars[m[1]] = m[2];
+  }
+  return vars;
+}
+
+if (!existsSync(devVars)) {
+  writeEnvFile(devVars, { ADMIN_TOKEN: randomToken(), SIGNING_KEYS: newSigningKey(), EXPOSE_ROUND_TRIPS: '1' });
+  console.log(`created ${devVars} with a new admin token and RS256 signing key`);
+}
+const adminToken = process.env.ADMIN_TOKEN || readDevVars().ADMIN_TOKEN;
+const vars = {};
+if (process.env.ADMIN_TOKEN) vars.ADMIN_TOKEN = process.env.ADMIN_TOKEN;
+if (process.env.ISSUER) vars.ISSUER = process.env.ISSUER;
+
+migrate(stateDir);
+const worker = await startWorker({ port, stateDir, envFile: devVars, vars, prebuilt: true, inherit: true });
+process.on('SIGINT', () => { worker.stop(); process.exit(0); });
+process.on('SIGTERM', () => { worker.stop(); process.exit(0); });
+
+const base = worker.baseUrl;
+async function admin(method, path, body) {
+  const r = await fetch(base + path, {
+    method,
+    headers: { authorization: `Bearer ${adminToken}`, 'content-type': 'application/json' },
+    body: body ? JSON.stringify(body) : undefined,
+  });
+  const json = await r.json();
+  if (r.status >= 400) throw new Error(`${method} ${path}: ${r.status} ${JSON.stringify(json)}`);
+  return json;
+}
+
+const lines = [`edge-oauth is serving at ${base}`, `  discovery:   ${base}/.well-known/openid-configuration`, `  admin token: ${adminToken}`];
+if (process.env.SEED !== '0') {
+  // Idempotent: on a second run the demo app's secret is rotated and the password reset, so
+  // the printed credentials always work.
+  const callback = `http://localhost:${port === 8787 ? 3000 : port + 1}/callback`;
+  const { apps } = await admin('GET', '/admin/apps');
+  let app = apps.find((a) => a.name === 'Demo App');
+  app = app
+    ? await admin('POST', `/admin/apps/${app.client_id}/secret`)
+    : await admin('POST', '/admin/apps', {
+      name: 'Demo App',
+      callback_urls: [callback, 'http://127.0.0.1:8080/callback'],
+      scopes: ['api', 'refresh_token', 'openid', 'id', 'profile', 'email', 'web'],
+    });
+  const password = randomToken(16);
+  const { users } = await admin('GET', '/admin/users');
+  const existing = users.find((u) => u.username === 'demo@example.com');
+  const user = existing
+    ? await admin('PATCH', `/admin/users/${existing.user_id}`, { password, active: true })
+    : await admin('POST', '/admin/users', { username: 'demo@example.com', password, email: 'demo@example.com', name: 'Demo User' });
+  lines.push('  demo app:', `    client_id:     ${app.client_id}`, `    client_secret: ${app.client_secret}`,
+    `    callback_urls: ${app.callback_urls.join(', ')}`,
+    '  demo user:', `    username: ${user.username}`, `    password: ${password}`);
+}
+console.log(lines.join('\n'));
