@@ -1,0 +1,10 @@
+//! Flow tests: one per MUST and per attack, over the in-memory store and a mock clock
+//! (STYLE "Tests, in four layers", layer 2).
+
+mod support;
+
+mod admin;
+mod attacks;
+mod code_flow;
+mod refresh;
+mod token_endpoints;
