@@ -20,6 +20,14 @@ pub async fn org_settings<S: Store>(ctx: &Ctx<'_, S>) -> Result<OrgSettings, Sto
     init_org(ctx.store, ctx.rng).await
 }
 
+/// The org id (for token prefixes and identity URLs); cached by the edge store.
+pub async fn org_id<S: Store>(ctx: &Ctx<'_, S>) -> Result<String, StoreError> {
+    match ctx.store.org_id().await? {
+        Some(id) => Ok(id),
+        None => Ok(org_settings(ctx).await?.org_id),
+    }
+}
+
 async fn init_org<S: Store>(store: &S, rng: &dyn Rng) -> Result<OrgSettings, StoreError> {
     store
         .init_settings(&OrgSettings::with_defaults(new_record_id(rng, ORG_PREFIX)))

@@ -65,6 +65,18 @@ impl SettingsStore for EdgeStore {
             .await?
             .ok_or_else(|| StoreError::Backend("settings row missing after insert".into()))
     }
+    async fn org_id(&self) -> Result<Option<String>, StoreError> {
+        thread_local! {
+            /// The org id never changes once created: read D1 once per isolate.
+            static ORG_ID: std::cell::RefCell<Option<String>> = const { std::cell::RefCell::new(None) };
+        }
+        if let Some(id) = ORG_ID.with(|c| c.borrow().clone()) {
+            return Ok(Some(id));
+        }
+        let id = self.load_settings().await?.map(|s| s.org_id);
+        ORG_ID.with(|c| *c.borrow_mut() = id.clone());
+        Ok(id)
+    }
     async fn save_settings(&self, s: &OrgSettings) -> Result<(), StoreError> {
         self.exec(
             "UPDATE settings SET allow_username_password_flow = ?, allow_user_agent_flow = ?, allow_code_credentials_flow = ?, require_pkce = ? WHERE id = 1",

@@ -197,10 +197,10 @@ fn redirect_uri_variants_are_refused_with_an_error_page_never_a_redirect() {
         let r = b.get(&s, &authorize_target(&app, evil, &[("state", "s")]));
         assert_eq!(r.status, 400, "{evil}");
         assert!(r.header("location").is_none(), "{evil} redirected");
-        assert_eq!(r.body, "error=redirect_uri_mismatch&error_description=redirect_uri+must+match+configuration");
+        assert_eq!(r.body, "error=redirect_uri_mismatch&error_description=redirect_uri%20must%20match%20configuration");
     }
     let r = b.get(&s, "/services/oauth2/authorize?response_type=code&client_id=nope&redirect_uri=https%3A%2F%2Fevil.example%2F");
-    assert_eq!((r.status, r.body.as_str()), (400, "error=invalid_client_id&error_description=client+identifier+invalid"));
+    assert_eq!((r.status, r.body.as_str()), (400, "error=invalid_client_id&error_description=client%20identifier%20invalid"));
     let r = b.get(&s, &format!("/services/oauth2/authorize?response_type=code&client_id={}", app.client_id));
     assert!(r.body.starts_with("error=redirect_uri_missing"));
 }

@@ -36,7 +36,7 @@ async fn introspect<S: Store>(ctx: &Ctx<'_, S>, req: &Request) -> Result<Respons
     let Some(user) = ctx.store.get_user(&found.family.user_id).await?.filter(|u| u.active) else {
         return Ok(inactive());
     };
-    let org_id = crate::core::router::org_settings(ctx).await?.org_id;
+    let org_id = crate::core::router::org_id(ctx).await?;
     let mut body = serde_json::json!({
         "active": true,
         "scope": found.token.scopes.join(" "),

@@ -30,6 +30,10 @@ pub trait SettingsStore {
     /// Stores `initial` unless settings exist already; returns whichever is stored.
     async fn init_settings(&self, initial: &OrgSettings) -> Result<OrgSettings, StoreError>;
     async fn save_settings(&self, settings: &OrgSettings) -> Result<(), StoreError>;
+    /// The org id alone. It never changes once created, so a store may cache it.
+    async fn org_id(&self) -> Result<Option<String>, StoreError> {
+        Ok(self.load_settings().await?.map(|s| s.org_id))
+    }
 }
 
 pub trait AppStore {

@@ -8,7 +8,7 @@ use crate::core::oauth::client_auth::{authenticate, credentials};
 use crate::core::oauth::error::{sf, ErrorCode, OAuthError};
 use crate::core::oauth::issue::{mint, token_response, wants_urlencoded, Grant};
 use crate::core::oauth::scope::ScopeSet;
-use crate::core::router::org_settings;
+use crate::core::router::org_id;
 use crate::core::secret::Secret;
 use crate::core::storage::{Family, Rotation, Store, TokenKind, TokenState};
 
@@ -61,9 +61,9 @@ pub async fn refresh<S: Store>(ctx: &Ctx<'_, S>, req: &Request, params: &Params)
         .await?
         .filter(|u| u.active)
         .ok_or_else(expired)?;
-    let settings = org_settings(ctx).await?;
+    let org_id = org_id(ctx).await?;
     let rotate = client.app.policy.rotate_refresh_tokens;
-    let minted = mint(ctx, &settings.org_id, &family.family_id, &client.app, &scopes, rotate);
+    let minted = mint(ctx, &org_id, &family.family_id, &client.app, &scopes, rotate);
     if rotate {
         let rotation = ctx
             .store
@@ -79,7 +79,7 @@ pub async fn refresh<S: Store>(ctx: &Ctx<'_, S>, req: &Request, params: &Params)
     token_response(
         ctx,
         &Grant {
-            org_id: &settings.org_id,
+            org_id: &org_id,
             app: &client.app,
             client_secret: client.secret.as_ref(),
             user: &user,
