@@ -185,13 +185,18 @@ impl Response {
         Self::new(status, "application/json;charset=UTF-8", body)
     }
 
-    pub fn html(status: u16, body: String) -> Self {
+    /// A page that may not be framed, runs no script, and whose forms may only be sent to us and
+    /// redirected on to `form_target` (a CSP source: the client's callback origin or scheme).
+    /// Browsers apply `form-action` to the redirects that follow a form submission too, so the
+    /// callback must be listed or the final redirect to the client is blocked.
+    pub fn html(status: u16, body: String, form_target: &str) -> Self {
+        let csp = format!(
+            "default-src 'none'; style-src 'unsafe-inline'; form-action 'self' {form_target}; frame-ancestors 'none'; base-uri 'none'"
+        );
         Self::new(status, "text/html;charset=UTF-8", body)
             .with_header("x-frame-options", "DENY")
-            .with_header(
-                "content-security-policy",
-                "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'",
-            )
+            .with_header("content-security-policy", &csp)
+            .with_header("referrer-policy", "no-referrer")
             .no_store()
     }
 
@@ -205,6 +210,8 @@ impl Response {
             headers: vec![("location".into(), location.into())],
             body: Vec::new(),
         }
+        // The Location carries a code or tokens' context: never leak it onwards as a Referer.
+        .with_header("referrer-policy", "no-referrer")
         .no_store()
     }
 

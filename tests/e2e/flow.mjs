@@ -50,7 +50,8 @@ export async function authorize(baseUrl, params, { username, password, jar = new
     return r;
   };
   let r = await get(`${baseUrl}/services/oauth2/authorize?${new URLSearchParams(params)}`);
-  for (let step = 0; step < 4 && r.status !== 302; step++) {
+  // The GET answers 302; the login/consent POSTs answer 303 (RFC 9700 §4.12).
+  for (let step = 0; step < 4 && !(r.status >= 300 && r.status < 400); step++) {
     const html = await r.text();
     if (r.status >= 400 && !html.includes('name="login"')) return { status: r.status, body: html, pages, jar };
     if (html.includes('name="password"')) {

@@ -6,7 +6,11 @@ use serde_json::json;
 use crate::support::*;
 
 fn authorize_target(app: &App, redirect_uri: &str, extra: &[(&str, &str)]) -> String {
-    let mut p = vec![("response_type", "code"), ("client_id", app.client_id.as_str()), ("redirect_uri", redirect_uri)];
+    let mut p = vec![
+        ("response_type", "code"),
+        ("client_id", app.client_id.as_str()),
+        ("redirect_uri", redirect_uri),
+    ];
     p.extend_from_slice(extra);
     format!("/services/oauth2/authorize?{}", form(&p))
 }
@@ -22,9 +26,20 @@ fn code_replay_fails_and_revokes_everything_issued_from_the_code() {
     let refresh = first["refresh_token"].as_str().unwrap();
     assert_eq!(s.userinfo(access).status, 200);
     let replay = s.exchange(&app, &code, None);
-    assert_eq!((replay.status, replay.error().as_str()), (400, "invalid_grant"));
-    assert_eq!(s.userinfo(access).status, 401, "access token from the code must be revoked");
-    assert_eq!(s.refresh(&app, refresh).error(), "invalid_grant", "refresh token too");
+    assert_eq!(
+        (replay.status, replay.error().as_str()),
+        (400, "invalid_grant")
+    );
+    assert_eq!(
+        s.userinfo(access).status,
+        401,
+        "access token from the code must be revoked"
+    );
+    assert_eq!(
+        s.refresh(&app, refresh).error(),
+        "invalid_grant",
+        "refresh token too"
+    );
 }
 
 #[test]
@@ -36,7 +51,11 @@ fn code_issued_to_one_client_fails_for_another_and_stays_usable() {
     let code = s.code_for(&a, "alice", &[]);
     let r = s.exchange(&b, &code, None);
     assert_eq!((r.status, r.error().as_str()), (400, "invalid_grant"));
-    assert_eq!(s.exchange(&a, &code, None).status, 200, "the attempt must not burn the code");
+    assert_eq!(
+        s.exchange(&a, &code, None).status,
+        200,
+        "the attempt must not burn the code"
+    );
 }
 
 #[test]
@@ -46,13 +65,21 @@ fn wrong_redirect_uri_at_the_token_endpoint_is_redirect_uri_mismatch() {
     s.user("alice");
     let code = s.code_for(&app, "alice", &[]);
     for wrong in [Some("https://app.example.com/other"), None] {
-        let mut f = vec![("grant_type", "authorization_code"), ("code", code.as_str()), ("client_id", app.client_id.as_str()), ("client_secret", app.secret.as_str())];
+        let mut f = vec![
+            ("grant_type", "authorization_code"),
+            ("code", code.as_str()),
+            ("client_id", app.client_id.as_str()),
+            ("client_secret", app.secret.as_str()),
+        ];
         if let Some(w) = wrong {
             f.push(("redirect_uri", w));
         }
         let r = s.token(&f);
         assert_eq!(r.error(), "redirect_uri_mismatch");
-        assert_eq!(r.json()["error_description"], "redirect_uri must match configuration");
+        assert_eq!(
+            r.json()["error_description"],
+            "redirect_uri must match configuration"
+        );
     }
 }
 
@@ -86,11 +113,18 @@ fn pkce_mismatch_missing_verifier_and_verifier_without_challenge_fail() {
     let (verifier, challenge) = pkce();
     let (other, _) = pkce();
     let code = s.code_for(&app, "alice", &[("code_challenge", &challenge)]);
-    assert_eq!(s.exchange(&app, &code, Some(&other)).error(), "invalid_grant");
+    assert_eq!(
+        s.exchange(&app, &code, Some(&other)).error(),
+        "invalid_grant"
+    );
     assert_eq!(s.exchange(&app, &code, None).error(), "invalid_grant");
     assert_eq!(s.exchange(&app, &code, Some(&verifier)).status, 200);
     let code = s.code_for(&app, "alice", &[]);
-    assert_eq!(s.exchange(&app, &code, Some(&verifier)).error(), "invalid_grant", "downgrade: no challenge was bound");
+    assert_eq!(
+        s.exchange(&app, &code, Some(&verifier)).error(),
+        "invalid_grant",
+        "downgrade: no challenge was bound"
+    );
 }
 
 #[test]
@@ -98,7 +132,18 @@ fn plain_pkce_method_is_refused_at_authorize() {
     let s = Server::new();
     let app = s.app(json!({}));
     let b = Browser::default();
-    let r = b.get(&s, &authorize_target(&app, CALLBACK, &[("code_challenge", "x".repeat(43).as_str()), ("code_challenge_method", "plain"), ("state", "s")]));
+    let r = b.get(
+        &s,
+        &authorize_target(
+            &app,
+            CALLBACK,
+            &[
+                ("code_challenge", "x".repeat(43).as_str()),
+                ("code_challenge_method", "plain"),
+                ("state", "s"),
+            ],
+        ),
+    );
     assert_eq!(r.status, 302);
     assert_eq!(r.query("error").as_deref(), Some("invalid_request"));
     assert_eq!(r.query("state").as_deref(), Some("s"));
@@ -112,7 +157,15 @@ fn pkce_required_by_app_or_org_refuses_requests_without_challenge() {
     let r = b.get(&s, &authorize_target(&app, CALLBACK, &[]));
     assert_eq!(r.query("error").as_deref(), Some("invalid_request"));
     let plain = s.app(json!({}));
-    assert_eq!(s.admin(Method::Patch, "/admin/settings", json!({"require_pkce": true})).status, 200);
+    assert_eq!(
+        s.admin(
+            Method::Patch,
+            "/admin/settings",
+            json!({"require_pkce": true})
+        )
+        .status,
+        200
+    );
     let r = b.get(&s, &authorize_target(&plain, CALLBACK, &[]));
     assert_eq!(r.query("error").as_deref(), Some("invalid_request"));
 }
@@ -123,7 +176,11 @@ fn pkce_switched_on_after_the_code_was_issued_still_applies_at_the_token_endpoin
     let app = s.app(json!({}));
     s.user("alice");
     let code = s.code_for(&app, "alice", &[]);
-    s.admin(Method::Patch, "/admin/settings", json!({"require_pkce": true}));
+    s.admin(
+        Method::Patch,
+        "/admin/settings",
+        json!({"require_pkce": true}),
+    );
     assert_eq!(s.exchange(&app, &code, None).error(), "invalid_grant");
 }
 
@@ -133,7 +190,10 @@ fn prompt_none_without_session_is_login_required_and_without_approval_consent_re
     let app = s.app(json!({}));
     s.user("alice");
     let mut b = Browser::default();
-    let r = b.get(&s, &authorize_target(&app, CALLBACK, &[("prompt", "none"), ("state", "s1")]));
+    let r = b.get(
+        &s,
+        &authorize_target(&app, CALLBACK, &[("prompt", "none"), ("state", "s1")]),
+    );
     assert_eq!(r.query("error").as_deref(), Some("login_required"));
     assert_eq!(r.query("state").as_deref(), Some("s1"));
     // Log in and deny, so a session exists but no approval.
@@ -150,28 +210,57 @@ fn login_and_consent_posts_without_valid_csrf_are_refused() {
     let b = Browser::default();
     let page = b.get(&s, &authorize_target(&app, CALLBACK, &[]));
     let h = hidden(&page.body);
-    let creds = [("username", "alice"), ("password", PASSWORD), ("login", "1")];
+    let creds = [
+        ("username", "alice"),
+        ("password", PASSWORD),
+        ("login", "1"),
+    ];
     let attempt = |fields: &[(&str, &str)], browser: &Browser| {
         let mut f = fields.to_vec();
         f.extend_from_slice(&creds);
         let r = browser.post_form(&s, &f);
         assert_eq!(r.status, 400, "{}", r.body);
         assert!(r.header("location").is_none());
-        assert!(!r.headers.iter().any(|(k, v)| k == "set-cookie" && v.starts_with("eo_sid")));
+        assert!(!r
+            .headers
+            .iter()
+            .any(|(k, v)| k == "set-cookie" && v.starts_with("eo_sid")));
     };
     attempt(&[("interaction", &h["interaction"])], &b);
-    attempt(&[("interaction", &h["interaction"]), ("csrf_token", "forged-token-forged-token-forged-token-xxx")], &b);
+    attempt(
+        &[
+            ("interaction", &h["interaction"]),
+            ("csrf_token", "forged-token-forged-token-forged-token-xxx"),
+        ],
+        &b,
+    );
     // The right token from another browser (no eo_bid cookie bound to it).
-    attempt(&[("interaction", &h["interaction"]), ("csrf_token", &h["csrf_token"])], &Browser::default());
+    attempt(
+        &[
+            ("interaction", &h["interaction"]),
+            ("csrf_token", &h["csrf_token"]),
+        ],
+        &Browser::default(),
+    );
     // Consent: log in properly, then tamper with the consent form.
-    let mut f = vec![("interaction", h["interaction"].as_str()), ("csrf_token", h["csrf_token"].as_str())];
+    let mut f = vec![
+        ("interaction", h["interaction"].as_str()),
+        ("csrf_token", h["csrf_token"].as_str()),
+    ];
     f.extend_from_slice(&creds);
     let consent = b.post_form(&s, &f);
     assert!(consent.body.contains("name=\"approve\""));
     let h2 = hidden(&consent.body);
     for fields in [
-        vec![("interaction", h2["interaction"].as_str()), ("approve", "1")],
-        vec![("interaction", h2["interaction"].as_str()), ("csrf_token", h["csrf_token"].as_str()), ("approve", "1")],
+        vec![
+            ("interaction", h2["interaction"].as_str()),
+            ("approve", "1"),
+        ],
+        vec![
+            ("interaction", h2["interaction"].as_str()),
+            ("csrf_token", h["csrf_token"].as_str()),
+            ("approve", "1"),
+        ],
     ] {
         let r = b.post_form(&s, &fields);
         assert_eq!(r.status, 400);
@@ -200,8 +289,20 @@ fn redirect_uri_variants_are_refused_with_an_error_page_never_a_redirect() {
         assert_eq!(r.body, "error=redirect_uri_mismatch&error_description=redirect_uri%20must%20match%20configuration");
     }
     let r = b.get(&s, "/services/oauth2/authorize?response_type=code&client_id=nope&redirect_uri=https%3A%2F%2Fevil.example%2F");
-    assert_eq!((r.status, r.body.as_str()), (400, "error=invalid_client_id&error_description=client%20identifier%20invalid"));
-    let r = b.get(&s, &format!("/services/oauth2/authorize?response_type=code&client_id={}", app.client_id));
+    assert_eq!(
+        (r.status, r.body.as_str()),
+        (
+            400,
+            "error=invalid_client_id&error_description=client%20identifier%20invalid"
+        )
+    );
+    let r = b.get(
+        &s,
+        &format!(
+            "/services/oauth2/authorize?response_type=code&client_id={}",
+            app.client_id
+        ),
+    );
     assert!(r.body.starts_with("error=redirect_uri_missing"));
 }
 
@@ -210,13 +311,41 @@ fn redirectable_errors_carry_state_and_iss() {
     let s = Server::new();
     let app = s.app(json!({}));
     let b = Browser::default();
-    let r = b.get(&s, &authorize_target(&app, CALLBACK, &[("response_type", "token"), ("state", "s")]));
-    assert_eq!(r.query("error").as_deref(), Some("invalid_request"), "duplicate response_type");
-    assert_eq!(r.query("error_description").as_deref(), Some("duplicate parameter: response_type"));
-    let target = format!("/services/oauth2/authorize?{}", form(&[("response_type", "bogus"), ("client_id", &app.client_id), ("redirect_uri", CALLBACK), ("state", "s")]));
+    let r = b.get(
+        &s,
+        &authorize_target(
+            &app,
+            CALLBACK,
+            &[("response_type", "token"), ("state", "s")],
+        ),
+    );
+    assert_eq!(
+        r.query("error").as_deref(),
+        Some("invalid_request"),
+        "duplicate response_type"
+    );
+    assert_eq!(
+        r.query("error_description").as_deref(),
+        Some("duplicate parameter: response_type")
+    );
+    let target = format!(
+        "/services/oauth2/authorize?{}",
+        form(&[
+            ("response_type", "bogus"),
+            ("client_id", &app.client_id),
+            ("redirect_uri", CALLBACK),
+            ("state", "s")
+        ])
+    );
     let r = b.get(&s, &target);
-    assert_eq!(r.query("error").as_deref(), Some("unsupported_response_type"));
+    assert_eq!(
+        r.query("error").as_deref(),
+        Some("unsupported_response_type")
+    );
     assert_eq!(r.query("iss").as_deref(), Some(ISSUER));
-    let r = b.get(&s, &authorize_target(&app, CALLBACK, &[("scope", "api full"), ("state", "s")]));
+    let r = b.get(
+        &s,
+        &authorize_target(&app, CALLBACK, &[("scope", "api full"), ("state", "s")]),
+    );
     assert_eq!(r.query("error").as_deref(), Some("invalid_scope"));
 }

@@ -8,7 +8,9 @@ use crate::support::*;
 pub fn claims(id_token: &str) -> Value {
     use base64::Engine;
     let payload = id_token.split('.').nth(1).unwrap();
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload).unwrap();
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload)
+        .unwrap();
     serde_json::from_slice(&bytes).unwrap()
 }
 
@@ -22,13 +24,21 @@ fn full_flow_issues_salesforce_shaped_tokens_and_a_valid_id_token() {
     let r = b.authorize(
         &s,
         &app,
-        &[("state", "st-1"), ("nonce", "n-1"), ("code_challenge", &challenge)],
+        &[
+            ("state", "st-1"),
+            ("nonce", "n-1"),
+            ("code_challenge", &challenge),
+        ],
         Some(("alice", PASSWORD)),
         true,
     );
     assert_eq!(b.pages, ["login", "consent"]);
-    assert_eq!(r.status, 302);
-    assert!(r.header("location").unwrap().starts_with(&format!("{CALLBACK}?code=")));
+    assert_eq!(r.status, 303, "RFC 9700 §4.12: 303 after the consent POST");
+    assert_eq!(r.header("referrer-policy"), Some("no-referrer"));
+    assert!(r
+        .header("location")
+        .unwrap()
+        .starts_with(&format!("{CALLBACK}?code=")));
     assert_eq!(r.query("state").as_deref(), Some("st-1"));
     assert_eq!(r.query("iss").as_deref(), Some(ISSUER), "RFC 9207 iss");
     let code = r.query("code").unwrap();
@@ -38,10 +48,15 @@ fn full_flow_issues_salesforce_shaped_tokens_and_a_valid_id_token() {
     assert_eq!(t.status, 200, "{}", t.body);
     assert_eq!(t.header("cache-control"), Some("no-store"));
     let j = t.json();
-    let org = s.admin(Method::Get, "/admin/settings", Value::Null).json()["org_id"].as_str().unwrap().to_owned();
+    let org = s.admin(Method::Get, "/admin/settings", Value::Null).json()["org_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let access = j["access_token"].as_str().unwrap();
     assert!(access.starts_with(&format!("{org}!")), "{access}");
-    assert!(access[org.len() + 1..].chars().all(|c| c.is_ascii_alphanumeric() || c == '.'));
+    assert!(access[org.len() + 1..]
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || c == '.'));
     assert_eq!(j["token_type"], "Bearer");
     assert_eq!(j["instance_url"], ISSUER);
     let id_url = format!("{ISSUER}/id/{org}/{user_id}");
@@ -68,7 +83,10 @@ fn full_flow_issues_salesforce_shaped_tokens_and_a_valid_id_token() {
     assert_eq!(c["exp"], 1_800_000_120u64, "Salesforce's 2-minute default");
     assert_eq!(c["auth_time"], 1_800_000_000u64);
     let digest = edge_oauth::core::secret::sha256(access.as_bytes());
-    assert_eq!(c["at_hash"], edge_oauth::core::secret::b64url(&digest[..16]));
+    assert_eq!(
+        c["at_hash"],
+        edge_oauth::core::secret::b64url(&digest[..16])
+    );
     assert_eq!(c["preferred_username"], "alice");
 }
 
@@ -87,15 +105,24 @@ fn urlencoded_format_and_accept_header_change_the_response_encoding() {
         ("format", "urlencoded"),
     ]);
     assert_eq!(r.status, 200);
-    assert!(r.header("content-type").unwrap().starts_with("application/x-www-form-urlencoded"));
+    assert!(r
+        .header("content-type")
+        .unwrap()
+        .starts_with("application/x-www-form-urlencoded"));
     assert!(r.body.contains("access_token=") && r.body.contains("token_type=Bearer"));
     let err = s.send(
         Method::Post,
         "/services/oauth2/token",
-        &[("content-type", "application/x-www-form-urlencoded"), ("accept", "application/x-www-form-urlencoded")],
+        &[
+            ("content-type", "application/x-www-form-urlencoded"),
+            ("accept", "application/x-www-form-urlencoded"),
+        ],
         "grant_type=bogus",
     );
-    assert_eq!(err.body, "error=unsupported_grant_type&error_description=grant+type+not+supported");
+    assert_eq!(
+        err.body,
+        "error=unsupported_grant_type&error_description=grant+type+not+supported"
+    );
 }
 
 #[test]
@@ -105,12 +132,20 @@ fn client_secret_basic_authenticates() {
     s.user("alice");
     let code = s.code_for(&app, "alice", &[]);
     use base64::Engine;
-    let basic = base64::engine::general_purpose::STANDARD.encode(format!("{}:{}", app.client_id, app.secret));
+    let basic = base64::engine::general_purpose::STANDARD
+        .encode(format!("{}:{}", app.client_id, app.secret));
     let r = s.send(
         Method::Post,
         "/services/oauth2/token",
-        &[("content-type", "application/x-www-form-urlencoded"), ("authorization", &format!("Basic {basic}"))],
-        &form(&[("grant_type", "authorization_code"), ("code", &code), ("redirect_uri", CALLBACK)]),
+        &[
+            ("content-type", "application/x-www-form-urlencoded"),
+            ("authorization", &format!("Basic {basic}")),
+        ],
+        &form(&[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("redirect_uri", CALLBACK),
+        ]),
     );
     assert_eq!(r.status, 200, "{}", r.body);
 }
@@ -153,8 +188,13 @@ fn salesforce_171_character_verifier_without_method_is_s256() {
     let s = Server::new();
     let app = s.app(json!({}));
     s.user("alice");
-    let verifier: String = "abcdefghijklmnopqrstuvwxyz0123456789-._~".chars().cycle().take(171).collect();
-    let challenge = edge_oauth::core::secret::b64url(&edge_oauth::core::secret::sha256(verifier.as_bytes()));
+    let verifier: String = "abcdefghijklmnopqrstuvwxyz0123456789-._~"
+        .chars()
+        .cycle()
+        .take(171)
+        .collect();
+    let challenge =
+        edge_oauth::core::secret::b64url(&edge_oauth::core::secret::sha256(verifier.as_bytes()));
     let code = s.code_for(&app, "alice", &[("code_challenge", &challenge)]);
     assert_eq!(s.exchange(&app, &code, Some(&verifier)).status, 200);
 }
@@ -175,7 +215,13 @@ fn remembered_approval_skips_login_and_consent_until_prompt_asks() {
     assert_eq!(b.pages, ["consent"]);
     assert!(r.query("code").is_some());
     b.pages.clear();
-    b.authorize(&s, &app, &[("prompt", "login")], Some(("alice", PASSWORD)), true);
+    b.authorize(
+        &s,
+        &app,
+        &[("prompt", "login")],
+        Some(("alice", PASSWORD)),
+        true,
+    );
     assert_eq!(b.pages, ["login"]);
 }
 
@@ -188,7 +234,13 @@ fn max_age_exceeded_forces_login_and_auth_time_reflects_it() {
     b.authorize(&s, &app, &[], Some(("alice", PASSWORD)), true);
     s.clock.advance_s(600);
     b.pages.clear();
-    let r = b.authorize(&s, &app, &[("max_age", "300")], Some(("alice", PASSWORD)), true);
+    let r = b.authorize(
+        &s,
+        &app,
+        &[("max_age", "300")],
+        Some(("alice", PASSWORD)),
+        true,
+    );
     assert_eq!(b.pages, ["login"]);
     let t = s.exchange(&app, &r.query("code").unwrap(), None);
     let id_token = t.json()["id_token"].as_str().unwrap().to_owned();
@@ -203,18 +255,36 @@ fn login_hint_prefills_username_and_wrong_password_shows_the_form_again() {
     let b = Browser::default();
     let target = format!(
         "/services/oauth2/authorize?{}",
-        form(&[("response_type", "code"), ("client_id", &app.client_id), ("redirect_uri", CALLBACK), ("login_hint", "al\"ice")])
+        form(&[
+            ("response_type", "code"),
+            ("client_id", &app.client_id),
+            ("redirect_uri", CALLBACK),
+            ("login_hint", "al\"ice")
+        ])
     );
     let page = b.get(&s, &target);
-    assert!(page.body.contains("value=\"al&quot;ice\""), "hint must be escaped: {}", page.body);
+    assert!(
+        page.body.contains("value=\"al&quot;ice\""),
+        "hint must be escaped: {}",
+        page.body
+    );
     let h = hidden(&page.body);
     let r = b.post_form(
         &s,
-        &[("interaction", &h["interaction"]), ("csrf_token", &h["csrf_token"]), ("username", "alice"), ("password", "wrong-password"), ("login", "1")],
+        &[
+            ("interaction", &h["interaction"]),
+            ("csrf_token", &h["csrf_token"]),
+            ("username", "alice"),
+            ("password", "wrong-password"),
+            ("login", "1"),
+        ],
     );
     assert_eq!(r.status, 401);
     assert!(r.body.contains("Wrong username or password"));
-    assert!(!b.cookies.borrow().contains_key("eo_sid"), "no session on failure");
+    assert!(
+        !b.cookies.borrow().contains_key("eo_sid"),
+        "no session on failure"
+    );
 }
 
 #[test]
@@ -225,16 +295,41 @@ fn session_cookie_is_httponly_lax_and_secure_off_loopback() {
     let b = Browser::default();
     let target = format!(
         "/services/oauth2/authorize?{}",
-        form(&[("response_type", "code"), ("client_id", &app.client_id), ("redirect_uri", CALLBACK)])
+        form(&[
+            ("response_type", "code"),
+            ("client_id", &app.client_id),
+            ("redirect_uri", CALLBACK)
+        ])
     );
     let page = b.get(&s, &target);
     let h = hidden(&page.body);
     let r = b.post_form(
         &s,
-        &[("interaction", &h["interaction"]), ("csrf_token", &h["csrf_token"]), ("username", "alice"), ("password", PASSWORD), ("login", "1")],
+        &[
+            ("interaction", &h["interaction"]),
+            ("csrf_token", &h["csrf_token"]),
+            ("username", "alice"),
+            ("password", PASSWORD),
+            ("login", "1"),
+        ],
     );
-    let cookie = r.headers.iter().find(|(k, v)| k == "set-cookie" && v.starts_with("eo_sid=")).unwrap().1.clone();
-    assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax") && cookie.contains("Secure"), "{cookie}");
+    let csp = r.header("content-security-policy").unwrap();
+    assert!(
+        csp.contains("frame-ancestors 'none'")
+            && csp.contains("form-action 'self' https://app.example.com;"),
+        "{csp}"
+    );
+    let cookie = r
+        .headers
+        .iter()
+        .find(|(k, v)| k == "set-cookie" && v.starts_with("eo_sid="))
+        .unwrap()
+        .1
+        .clone();
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax") && cookie.contains("Secure"),
+        "{cookie}"
+    );
 }
 
 #[test]
@@ -243,9 +338,18 @@ fn denying_consent_redirects_access_denied_with_state() {
     let app = s.app(json!({}));
     s.user("alice");
     let mut b = Browser::default();
-    let r = b.authorize(&s, &app, &[("state", "xyz")], Some(("alice", PASSWORD)), false);
+    let r = b.authorize(
+        &s,
+        &app,
+        &[("state", "xyz")],
+        Some(("alice", PASSWORD)),
+        false,
+    );
     assert_eq!(r.query("error").as_deref(), Some("access_denied"));
-    assert_eq!(r.query("error_description").as_deref(), Some("end-user denied authorization"));
+    assert_eq!(
+        r.query("error_description").as_deref(),
+        Some("end-user denied authorization")
+    );
     assert_eq!(r.query("state").as_deref(), Some("xyz"));
 }
 
@@ -257,8 +361,15 @@ fn admin_approved_app_refuses_users_not_preauthorized_and_skips_consent_for_thos
     let mut b = Browser::default();
     let r = b.authorize(&s, &app, &[("state", "s")], Some(("alice", PASSWORD)), true);
     assert_eq!(r.query("error").as_deref(), Some("invalid_app_access"));
-    assert_eq!(r.query("error_description").as_deref(), Some("user is not admin approved to access this app"));
-    let p = s.admin(Method::Post, &format!("/admin/apps/{}/users/{alice}", app.client_id), serde_json::Value::Null);
+    assert_eq!(
+        r.query("error_description").as_deref(),
+        Some("user is not admin approved to access this app")
+    );
+    let p = s.admin(
+        Method::Post,
+        &format!("/admin/apps/{}/users/{alice}", app.client_id),
+        serde_json::Value::Null,
+    );
     assert_eq!(p.status, 200);
     b.pages.clear();
     let r = b.authorize(&s, &app, &[], None, true);
@@ -284,5 +395,9 @@ fn zero_refresh_policy_issues_no_refresh_token() {
     let app = s.app(json!({"refresh_token_policy": "zero"}));
     s.user("alice");
     let code = s.code_for(&app, "alice", &[]);
-    assert!(s.exchange(&app, &code, None).json().get("refresh_token").is_none());
+    assert!(s
+        .exchange(&app, &code, None)
+        .json()
+        .get("refresh_token")
+        .is_none());
 }

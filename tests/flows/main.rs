@@ -1,5 +1,6 @@
 //! Flow tests: one per MUST and per attack, over the in-memory store and a mock clock
 //! (STYLE "Tests, in four layers", layer 2).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod support;
 

@@ -29,7 +29,10 @@ fn refresh_issues_a_new_access_token_and_id_token_without_nonce() {
     assert_eq!(s.userinfo(j["access_token"].as_str().unwrap()).status, 200);
     let c = claims(j["id_token"].as_str().unwrap());
     assert!(c.get("nonce").is_none());
-    assert_eq!(c["auth_time"], 1_800_000_000u64, "auth_time is the original login");
+    assert_eq!(
+        c["auth_time"], 1_800_000_000u64,
+        "auth_time is the original login"
+    );
 }
 
 #[test]
@@ -41,8 +44,14 @@ fn refresh_token_of_one_client_is_useless_to_another() {
     let t = tokens(&s, &a);
     let r = s.refresh(&b, t["refresh_token"].as_str().unwrap());
     assert_eq!(r.error(), "invalid_grant");
-    assert_eq!(r.json()["error_description"], "expired access/refresh token");
-    assert_eq!(s.refresh(&a, t["refresh_token"].as_str().unwrap()).status, 200);
+    assert_eq!(
+        r.json()["error_description"],
+        "expired access/refresh token"
+    );
+    assert_eq!(
+        s.refresh(&a, t["refresh_token"].as_str().unwrap()).status,
+        200
+    );
 }
 
 #[test]
@@ -52,12 +61,19 @@ fn rotation_issues_a_new_refresh_token_and_reuse_revokes_the_family() {
     s.user("alice");
     let t = tokens(&s, &app);
     let r1 = s.refresh(&app, t["refresh_token"].as_str().unwrap()).json();
-    let newest = r1["refresh_token"].as_str().expect("rotated refresh token").to_owned();
+    let newest = r1["refresh_token"]
+        .as_str()
+        .expect("rotated refresh token")
+        .to_owned();
     assert_ne!(newest, t["refresh_token"].as_str().unwrap());
     // The old one again: reuse → invalid_grant, and the family is gone.
     let reuse = s.refresh(&app, t["refresh_token"].as_str().unwrap());
     assert_eq!(reuse.error(), "invalid_grant");
-    assert_eq!(s.refresh(&app, &newest).error(), "invalid_grant", "newest token revoked with its family");
+    assert_eq!(
+        s.refresh(&app, &newest).error(),
+        "invalid_grant",
+        "newest token revoked with its family"
+    );
     assert_eq!(s.userinfo(r1["access_token"].as_str().unwrap()).status, 401);
 }
 
@@ -69,9 +85,21 @@ fn scope_can_narrow_but_not_widen() {
     let code = s.code_for(&app, "alice", &[("scope", "api refresh_token")]);
     let t = s.exchange(&app, &code, None).json();
     let rt = t["refresh_token"].as_str().unwrap();
-    let wide = s.token(&[("grant_type", "refresh_token"), ("refresh_token", rt), ("client_id", &app.client_id), ("client_secret", &app.secret), ("scope", "api web")]);
+    let wide = s.token(&[
+        ("grant_type", "refresh_token"),
+        ("refresh_token", rt),
+        ("client_id", &app.client_id),
+        ("client_secret", &app.secret),
+        ("scope", "api web"),
+    ]);
     assert_eq!(wide.error(), "invalid_scope");
-    let narrow = s.token(&[("grant_type", "refresh_token"), ("refresh_token", rt), ("client_id", &app.client_id), ("client_secret", &app.secret), ("scope", "api")]);
+    let narrow = s.token(&[
+        ("grant_type", "refresh_token"),
+        ("refresh_token", rt),
+        ("client_id", &app.client_id),
+        ("client_secret", &app.secret),
+        ("scope", "api"),
+    ]);
     assert_eq!(narrow.status, 200);
     assert_eq!(narrow.json()["scope"], "api");
 }
@@ -98,7 +126,11 @@ fn inactivity_policy_slides_with_each_use() {
     let rt = t["refresh_token"].as_str().unwrap();
     for _ in 0..3 {
         s.clock.advance_s(3000);
-        assert_eq!(s.refresh(&app, rt).status, 200, "each use resets the window");
+        assert_eq!(
+            s.refresh(&app, rt).status,
+            200,
+            "each use resets the window"
+        );
     }
     s.clock.advance_s(3601);
     assert_eq!(s.refresh(&app, rt).error(), "invalid_grant");
@@ -110,9 +142,17 @@ fn changing_the_policy_to_zero_stops_existing_refresh_tokens() {
     let app = s.app(json!({}));
     s.user("alice");
     let t = tokens(&s, &app);
-    let p = s.admin(Method::Patch, &format!("/admin/apps/{}", app.client_id), json!({"refresh_token_policy": "zero"}));
+    let p = s.admin(
+        Method::Patch,
+        &format!("/admin/apps/{}", app.client_id),
+        json!({"refresh_token_policy": "zero"}),
+    );
     assert_eq!(p.status, 200, "{}", p.body);
-    assert_eq!(s.refresh(&app, t["refresh_token"].as_str().unwrap()).error(), "invalid_grant");
+    assert_eq!(
+        s.refresh(&app, t["refresh_token"].as_str().unwrap())
+            .error(),
+        "invalid_grant"
+    );
 }
 
 #[test]
@@ -122,13 +162,33 @@ fn secret_is_required_for_refresh_unless_the_app_waives_it_but_a_wrong_one_alway
     s.user("alice");
     let t = tokens(&s, &app);
     let rt = t["refresh_token"].as_str().unwrap();
-    let no_secret = s.token(&[("grant_type", "refresh_token"), ("refresh_token", rt), ("client_id", &app.client_id)]);
+    let no_secret = s.token(&[
+        ("grant_type", "refresh_token"),
+        ("refresh_token", rt),
+        ("client_id", &app.client_id),
+    ]);
     assert_eq!(no_secret.status, 401);
-    s.admin(Method::Patch, &format!("/admin/apps/{}", app.client_id), json!({"secret_required_refresh": false}));
-    let no_secret = s.token(&[("grant_type", "refresh_token"), ("refresh_token", rt), ("client_id", &app.client_id)]);
+    s.admin(
+        Method::Patch,
+        &format!("/admin/apps/{}", app.client_id),
+        json!({"secret_required_refresh": false}),
+    );
+    let no_secret = s.token(&[
+        ("grant_type", "refresh_token"),
+        ("refresh_token", rt),
+        ("client_id", &app.client_id),
+    ]);
     assert_eq!(no_secret.status, 200, "{}", no_secret.body);
-    let wrong = s.token(&[("grant_type", "refresh_token"), ("refresh_token", rt), ("client_id", &app.client_id), ("client_secret", "nope")]);
-    assert_eq!((wrong.status, wrong.error().as_str()), (401, "invalid_client"));
+    let wrong = s.token(&[
+        ("grant_type", "refresh_token"),
+        ("refresh_token", rt),
+        ("client_id", &app.client_id),
+        ("client_secret", "nope"),
+    ]);
+    assert_eq!(
+        (wrong.status, wrong.error().as_str()),
+        (401, "invalid_client")
+    );
 }
 
 #[test]

@@ -15,12 +15,21 @@ fn introspect(s: &Server, app: &App, token: &str) -> Reply {
         Method::Post,
         "/services/oauth2/introspect",
         &[("content-type", "application/x-www-form-urlencoded")],
-        &form(&[("token", token), ("client_id", &app.client_id), ("client_secret", &app.secret)]),
+        &form(&[
+            ("token", token),
+            ("client_id", &app.client_id),
+            ("client_secret", &app.secret),
+        ]),
     )
 }
 
 fn revoke(s: &Server, token: &str) -> Reply {
-    s.send(Method::Post, "/services/oauth2/revoke", &[("content-type", "application/x-www-form-urlencoded")], &form(&[("token", token)]))
+    s.send(
+        Method::Post,
+        "/services/oauth2/revoke",
+        &[("content-type", "application/x-www-form-urlencoded")],
+        &form(&[("token", token)]),
+    )
 }
 
 #[test]
@@ -32,7 +41,11 @@ fn revoking_a_refresh_token_kills_its_family_including_access_tokens() {
     let r = revoke(&s, t["refresh_token"].as_str().unwrap());
     assert_eq!(r.status, 200);
     assert_eq!(s.userinfo(t["access_token"].as_str().unwrap()).status, 401);
-    assert_eq!(s.refresh(&app, t["refresh_token"].as_str().unwrap()).error(), "invalid_grant");
+    assert_eq!(
+        s.refresh(&app, t["refresh_token"].as_str().unwrap())
+            .error(),
+        "invalid_grant"
+    );
 }
 
 #[test]
@@ -41,10 +54,21 @@ fn revoking_an_access_token_leaves_the_refresh_token() {
     let app = s.app(json!({}));
     s.user("alice");
     let t = tokens(&s, &app);
-    let r = s.send(Method::Get, &format!("/services/oauth2/revoke?{}", form(&[("token", t["access_token"].as_str().unwrap())])), &[], "");
+    let r = s.send(
+        Method::Get,
+        &format!(
+            "/services/oauth2/revoke?{}",
+            form(&[("token", t["access_token"].as_str().unwrap())])
+        ),
+        &[],
+        "",
+    );
     assert_eq!(r.status, 200, "GET is accepted (Salesforce)");
     assert_eq!(s.userinfo(t["access_token"].as_str().unwrap()).status, 401);
-    assert_eq!(s.refresh(&app, t["refresh_token"].as_str().unwrap()).status, 200);
+    assert_eq!(
+        s.refresh(&app, t["refresh_token"].as_str().unwrap()).status,
+        200
+    );
 }
 
 #[test]
@@ -58,7 +82,11 @@ fn a_client_that_authenticates_cannot_revoke_another_clients_token() {
         Method::Post,
         "/services/oauth2/revoke",
         &[("content-type", "application/x-www-form-urlencoded")],
-        &form(&[("token", t["access_token"].as_str().unwrap()), ("client_id", &b.client_id), ("client_secret", &b.secret)]),
+        &form(&[
+            ("token", t["access_token"].as_str().unwrap()),
+            ("client_id", &b.client_id),
+            ("client_secret", &b.secret),
+        ]),
     );
     assert_eq!(r.status, 200);
     assert_eq!(s.userinfo(t["access_token"].as_str().unwrap()).status, 200);
@@ -77,11 +105,28 @@ fn introspection_shows_own_tokens_and_hides_everything_else() {
     assert_eq!(j["username"], "alice");
     assert_eq!(j["token_type"], "access_token");
     assert_eq!(j["exp"], 1_800_007_200u64);
-    assert_eq!(introspect(&s, &a, t["refresh_token"].as_str().unwrap()).json()["token_type"], "refresh_token");
-    assert_eq!(introspect(&s, &b, t["access_token"].as_str().unwrap()).json(), json!({"active": false}));
-    assert_eq!(introspect(&s, &a, "garbage").json(), json!({"active": false}));
-    let unauth = s.send(Method::Post, "/services/oauth2/introspect", &[("content-type", "application/x-www-form-urlencoded")], &form(&[("token", "x")]));
-    assert_eq!((unauth.status, unauth.error().as_str()), (401, "invalid_client"));
+    assert_eq!(
+        introspect(&s, &a, t["refresh_token"].as_str().unwrap()).json()["token_type"],
+        "refresh_token"
+    );
+    assert_eq!(
+        introspect(&s, &b, t["access_token"].as_str().unwrap()).json(),
+        json!({"active": false})
+    );
+    assert_eq!(
+        introspect(&s, &a, "garbage").json(),
+        json!({"active": false})
+    );
+    let unauth = s.send(
+        Method::Post,
+        "/services/oauth2/introspect",
+        &[("content-type", "application/x-www-form-urlencoded")],
+        &form(&[("token", "x")]),
+    );
+    assert_eq!(
+        (unauth.status, unauth.error().as_str()),
+        (401, "invalid_client")
+    );
 }
 
 #[test]
@@ -95,17 +140,40 @@ fn userinfo_and_identity_url_describe_the_token_user_only() {
     let u = s.userinfo(at).json();
     assert_eq!(u["preferred_username"], "alice");
     assert_eq!(u["sub"], t["id"]);
-    let post = s.send(Method::Post, "/services/oauth2/userinfo", &[("authorization", &format!("Bearer {at}"))], "");
+    let post = s.send(
+        Method::Post,
+        "/services/oauth2/userinfo",
+        &[("authorization", &format!("Bearer {at}"))],
+        "",
+    );
     assert_eq!(post.status, 200);
-    let id_path = t["id"].as_str().unwrap().trim_start_matches(ISSUER).to_owned();
-    let id = s.send(Method::Get, &format!("{id_path}?format=json&oauth_token={at}"), &[], "").json();
+    let id_path = t["id"]
+        .as_str()
+        .unwrap()
+        .trim_start_matches(ISSUER)
+        .to_owned();
+    let id = s
+        .send(
+            Method::Get,
+            &format!("{id_path}?format=json&oauth_token={at}"),
+            &[],
+            "",
+        )
+        .json();
     assert_eq!(id["user_id"], alice);
     assert_eq!(id["username"], "alice");
     let other = id_path.replace(&alice, &bob);
-    assert_eq!(s.send(Method::Get, &format!("{other}?oauth_token={at}"), &[], "").status, 404);
+    assert_eq!(
+        s.send(Method::Get, &format!("{other}?oauth_token={at}"), &[], "")
+            .status,
+        404
+    );
     let missing = s.send(Method::Get, "/services/oauth2/userinfo", &[], "");
     assert_eq!(missing.status, 401);
-    assert!(missing.header("www-authenticate").unwrap().starts_with("Bearer"));
+    assert!(missing
+        .header("www-authenticate")
+        .unwrap()
+        .starts_with("Bearer"));
 }
 
 #[test]
@@ -114,18 +182,48 @@ fn deactivating_a_user_revokes_their_tokens() {
     let app = s.app(json!({}));
     let alice = s.user("alice");
     let t = tokens(&s, &app);
-    assert_eq!(s.admin(Method::Delete, &format!("/admin/users/{alice}"), Value::Null).json()["active"], false);
+    assert_eq!(
+        s.admin(
+            Method::Delete,
+            &format!("/admin/users/{alice}"),
+            Value::Null
+        )
+        .json()["active"],
+        false
+    );
     assert_eq!(s.userinfo(t["access_token"].as_str().unwrap()).status, 401);
-    assert_eq!(s.refresh(&app, t["refresh_token"].as_str().unwrap()).error(), "invalid_grant");
+    assert_eq!(
+        s.refresh(&app, t["refresh_token"].as_str().unwrap())
+            .error(),
+        "invalid_grant"
+    );
 }
 
 #[test]
 fn cors_is_answered_for_registered_origins_only() {
     let s = Server::new();
     s.app(json!({"allowed_origins": ["https://spa.example.com"]}));
-    let pre = |origin: &str| s.send(Method::Options, "/services/oauth2/token", &[("origin", origin)], "");
-    assert_eq!(pre("https://spa.example.com").header("access-control-allow-origin"), Some("https://spa.example.com"));
-    assert_eq!(pre("https://evil.example.com").header("access-control-allow-origin"), None);
-    let disc = s.send(Method::Get, "/.well-known/openid-configuration", &[("origin", "https://any.example")], "");
+    let pre = |origin: &str| {
+        s.send(
+            Method::Options,
+            "/services/oauth2/token",
+            &[("origin", origin)],
+            "",
+        )
+    };
+    assert_eq!(
+        pre("https://spa.example.com").header("access-control-allow-origin"),
+        Some("https://spa.example.com")
+    );
+    assert_eq!(
+        pre("https://evil.example.com").header("access-control-allow-origin"),
+        None
+    );
+    let disc = s.send(
+        Method::Get,
+        "/.well-known/openid-configuration",
+        &[("origin", "https://any.example")],
+        "",
+    );
     assert_eq!(disc.header("access-control-allow-origin"), Some("*"));
 }

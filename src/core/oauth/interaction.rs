@@ -83,10 +83,16 @@ pub async fn start<S: Store>(
 
 /// `POST /services/oauth2/authorize` from the login or consent form.
 pub async fn post<S: Store>(ctx: &Ctx<'_, S>, req: &Request) -> Response {
-    match handle_post(ctx, req).await {
+    let mut resp = match handle_post(ctx, req).await {
         Ok(r) => r,
         Err(f) => f.into_response(ctx),
+    };
+    // RFC 9700 §4.12: after a POST carrying credentials, redirect with 303 so the browser
+    // follows with a GET and never re-sends the form to the client.
+    if resp.status == 302 {
+        resp.status = 303;
     }
+    resp
 }
 
 fn forbidden(msg: &'static str) -> Failure {
@@ -120,7 +126,12 @@ async fn handle_post<S: Store>(ctx: &Ctx<'_, S>, req: &Request) -> Result<Respon
         .store
         .get_app(&record.request.client_id)
         .await?
-        .ok_or_else(|| Failure::Page(OAuthError::new(ErrorCode::InvalidClientId, sf::CLIENT_ID_INVALID)))?;
+        .ok_or_else(|| {
+            Failure::Page(OAuthError::new(
+                ErrorCode::InvalidClientId,
+                sf::CLIENT_ID_INVALID,
+            ))
+        })?;
     let areq = record.request.clone();
     if params.get("login").map_err(page)?.is_some() {
         let username = params.get("username").map_err(page)?.unwrap_or_default();

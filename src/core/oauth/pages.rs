@@ -27,6 +27,16 @@ pub fn escape(s: &str) -> String {
     out
 }
 
+/// The CSP source that lets the form's final redirect reach the client's registered callback:
+/// its origin for http(s), its scheme for private-use schemes (`com.example.app:`).
+fn csp_source(redirect_uri: &str) -> String {
+    match url::Url::parse(redirect_uri) {
+        Ok(u) if u.origin().is_tuple() => u.origin().ascii_serialization(),
+        Ok(u) => format!("{}:", u.scheme()),
+        Err(_) => String::new(),
+    }
+}
+
 fn layout(title: &str, body: &str) -> String {
     format!(
         r#"<!doctype html>
@@ -54,7 +64,12 @@ fn hidden(form: &Form<'_>) -> String {
     )
 }
 
-pub fn login(app: &App, areq: &AuthorizationRequest, form: &Form<'_>, failed_as: Option<&str>) -> Response {
+pub fn login(
+    app: &App,
+    areq: &AuthorizationRequest,
+    form: &Form<'_>,
+    failed_as: Option<&str>,
+) -> Response {
     let username = failed_as.or(areq.login_hint.as_deref()).unwrap_or_default();
     let error = if failed_as.is_some() {
         r#"<p class="error" role="alert">Wrong username or password.</p>"#
@@ -73,14 +88,24 @@ pub fn login(app: &App, areq: &AuthorizationRequest, form: &Form<'_>, failed_as:
         username = escape(username),
     );
     let status = if failed_as.is_some() { 401 } else { 200 };
-    Response::html(status, layout("Log in", &body))
+    Response::html(
+        status,
+        layout("Log in", &body),
+        &csp_source(&areq.redirect_uri),
+    )
 }
 
 pub fn consent(app: &App, user: &User, areq: &AuthorizationRequest, form: &Form<'_>) -> Response {
     let scopes: String = areq
         .scopes
         .iter()
-        .map(|s| format!("<li>{} <small>({})</small></li>", escape(describe_scope(s)), escape(s)))
+        .map(|s| {
+            format!(
+                "<li>{} <small>({})</small></li>",
+                escape(describe_scope(s)),
+                escape(s)
+            )
+        })
         .collect();
     let body = format!(
         r#"<h1>Allow access?</h1>
@@ -94,13 +119,20 @@ pub fn consent(app: &App, user: &User, areq: &AuthorizationRequest, form: &Form<
         user = escape(&user.username),
         hidden = hidden(form),
     );
-    Response::html(200, layout("Allow access", &body))
+    Response::html(
+        200,
+        layout("Allow access", &body),
+        &csp_source(&areq.redirect_uri),
+    )
 }
 
 #[cfg(test)]
 mod tests {
     #[test]
     fn escape_neutralises_markup() {
-        assert_eq!(super::escape(r#"<a href="x">'&"#), "&lt;a href=&quot;x&quot;&gt;&#x27;&amp;");
+        assert_eq!(
+            super::escape(r#"<a href="x">'&"#),
+            "&lt;a href=&quot;x&quot;&gt;&#x27;&amp;"
+        );
     }
 }

@@ -12,13 +12,20 @@ use crate::core::router::org_id;
 use crate::core::secret::Secret;
 use crate::core::storage::{Family, Rotation, Store, TokenKind, TokenState};
 
-pub async fn refresh<S: Store>(ctx: &Ctx<'_, S>, req: &Request, params: &Params) -> Result<Response, OAuthError> {
+pub async fn refresh<S: Store>(
+    ctx: &Ctx<'_, S>,
+    req: &Request,
+    params: &Params,
+) -> Result<Response, OAuthError> {
     let presented = Secret::new(
         params
             .get("refresh_token")?
             .ok_or_else(|| OAuthError::invalid_request("refresh_token required"))?,
     );
-    let client = authenticate(ctx, credentials(req, params)?, |app| app.policy.secret_required_refresh).await?;
+    let client = authenticate(ctx, credentials(req, params)?, |app| {
+        app.policy.secret_required_refresh
+    })
+    .await?;
     let now = ctx.now_s();
     let expired = || OAuthError::invalid_grant(sf::EXPIRED_TOKEN);
     let found = ctx
@@ -48,11 +55,9 @@ pub async fn refresh<S: Store>(ctx: &Ctx<'_, S>, req: &Request, params: &Params)
     }
     // RFC 6749 §6: the requested scope must not exceed the original grant.
     let scopes = match params.get("scope")? {
-        Some(raw) => {
-            let requested = ScopeSet::parse_requested(Some(raw), &family.scopes)
-                .map_err(|_| OAuthError::new(ErrorCode::InvalidScope, "scope exceeds the original grant"))?;
-            requested
-        }
+        Some(raw) => ScopeSet::parse_requested(Some(raw), &family.scopes).map_err(|_| {
+            OAuthError::new(ErrorCode::InvalidScope, "scope exceeds the original grant")
+        })?,
         None => ScopeSet::from_list(&family.scopes),
     };
     let user = ctx
@@ -63,7 +68,14 @@ pub async fn refresh<S: Store>(ctx: &Ctx<'_, S>, req: &Request, params: &Params)
         .ok_or_else(expired)?;
     let org_id = org_id(ctx).await?;
     let rotate = client.app.policy.rotate_refresh_tokens;
-    let minted = mint(ctx, &org_id, &family.family_id, &client.app, &scopes, rotate);
+    let minted = mint(
+        ctx,
+        &org_id,
+        &family.family_id,
+        &client.app,
+        &scopes,
+        rotate,
+    );
     if rotate {
         let rotation = ctx
             .store
@@ -74,7 +86,9 @@ pub async fn refresh<S: Store>(ctx: &Ctx<'_, S>, req: &Request, params: &Params)
             return Err(expired());
         }
     } else {
-        ctx.store.extend_family(&family.family_id, &minted.records, now).await?;
+        ctx.store
+            .extend_family(&family.family_id, &minted.records, now)
+            .await?;
     }
     token_response(
         ctx,
@@ -99,6 +113,8 @@ fn policy_allows(app: &App, family: &Family, now_s: u64) -> bool {
         RefreshTokenPolicy::Named(NamedRefreshPolicy::Infinite) => true,
         RefreshTokenPolicy::Named(NamedRefreshPolicy::Zero) => false,
         RefreshTokenPolicy::Lifetime { lifetime_s } => now_s < family.created_at_s + lifetime_s,
-        RefreshTokenPolicy::Inactivity { inactivity_s } => now_s < family.last_used_at_s + inactivity_s,
+        RefreshTokenPolicy::Inactivity { inactivity_s } => {
+            now_s < family.last_used_at_s + inactivity_s
+        }
     }
 }
