@@ -135,7 +135,11 @@ pub(crate) mod tests {
         assert_ne!(keys[0]["kid"], keys[1]["kid"]);
         assert_eq!(keys[0]["kty"], "RSA");
         assert_eq!(keys[0]["alg"], "RS256");
-        assert!(keys[0].get("d").is_none(), "private part leaked: {}", keys[0]);
+        assert!(
+            keys[0].get("d").is_none(),
+            "private part leaked: {}",
+            keys[0]
+        );
         assert_eq!(set.active().unwrap().kid, keys[0]["kid"]);
     }
 

@@ -58,7 +58,11 @@ mod tests {
         assert!(phc.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{phc}");
         assert!(verify_password("correct horse", &phc));
         assert!(!verify_password("wrong horse", &phc));
-        assert_ne!(phc, hash_password(&OsRng, "correct horse").unwrap(), "salt is per hash");
+        assert_ne!(
+            phc,
+            hash_password(&OsRng, "correct horse").unwrap(),
+            "salt is per hash"
+        );
     }
 
     #[test]

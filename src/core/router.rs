@@ -35,13 +35,17 @@ async fn init_org<S: Store>(store: &S, rng: &dyn Rng) -> Result<OrgSettings, Sto
 }
 
 fn method_not_allowed(allowed: &str) -> Response {
-    let mut r = OAuthError::invalid_request(format!("method not allowed; use {allowed}")).to_response(false);
+    let mut r = OAuthError::invalid_request(format!("method not allowed; use {allowed}"))
+        .to_response(false);
     r.status = 405;
     r.with_header("allow", allowed)
 }
 
 fn not_found() -> Response {
-    Response::json(404, &serde_json::json!({"error": "not_found", "error_description": "no such endpoint"}))
+    Response::json(
+        404,
+        &serde_json::json!({"error": "not_found", "error_description": "no such endpoint"}),
+    )
 }
 
 pub async fn handle<S: Store>(ctx: &Ctx<'_, S>, req: &Request) -> Response {
@@ -49,10 +53,12 @@ pub async fn handle<S: Store>(ctx: &Ctx<'_, S>, req: &Request) -> Response {
     let path = if path.is_empty() { "/" } else { path };
     // Browser-facing JSON endpoints and who may read them cross-origin (CONTRACT §2).
     let exposure = match path {
-        "/.well-known/openid-configuration" | "/.well-known/oauth-authorization-server" | "/id/keys" => {
-            Some(Exposure::Public)
-        }
-        "/services/oauth2/token" | "/services/oauth2/userinfo" | "/services/oauth2/revoke"
+        "/.well-known/openid-configuration"
+        | "/.well-known/oauth-authorization-server"
+        | "/id/keys" => Some(Exposure::Public),
+        "/services/oauth2/token"
+        | "/services/oauth2/userinfo"
+        | "/services/oauth2/revoke"
         | "/services/oauth2/introspect" => Some(Exposure::Registered),
         p if p.starts_with("/id/") => Some(Exposure::Registered),
         _ => None,
@@ -74,12 +80,13 @@ pub async fn handle<S: Store>(ctx: &Ctx<'_, S>, req: &Request) -> Response {
 async fn route<S: Store>(ctx: &Ctx<'_, S>, req: &Request, path: &str) -> Response {
     use Method::*;
     match (path, req.method) {
-        ("/.well-known/openid-configuration" | "/.well-known/oauth-authorization-server", Get | Head) => {
-            Response::json(200, &discovery::metadata(ctx)).with_header("cache-control", "public, max-age=300")
-        }
-        ("/id/keys", Get | Head) => {
-            Response::json(200, &ctx.config.keys.jwks()).with_header("cache-control", "public, max-age=300")
-        }
+        (
+            "/.well-known/openid-configuration" | "/.well-known/oauth-authorization-server",
+            Get | Head,
+        ) => Response::json(200, &discovery::metadata(ctx))
+            .with_header("cache-control", "public, max-age=300"),
+        ("/id/keys", Get | Head) => Response::json(200, &ctx.config.keys.jwks())
+            .with_header("cache-control", "public, max-age=300"),
         ("/services/oauth2/authorize", Get) => authorize::get(ctx, req).await,
         ("/services/oauth2/authorize", Post) => interaction::post(ctx, req).await,
         ("/services/oauth2/authorize", _) => method_not_allowed("GET, POST"),
@@ -97,7 +104,9 @@ async fn route<S: Store>(ctx: &Ctx<'_, S>, req: &Request, path: &str) -> Respons
             _ => not_found(),
         },
         (p, _) if p == "/admin" || p.starts_with("/admin/") => admin::handle(ctx, req).await,
-        ("/", Get | Head) => Response::text(200, "edge-oauth: see /.well-known/openid-configuration\n"),
+        ("/", Get | Head) => {
+            Response::text(200, "edge-oauth: see /.well-known/openid-configuration\n")
+        }
         _ => not_found(),
     }
 }

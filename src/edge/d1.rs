@@ -7,7 +7,8 @@ use super::store::{backend, changes, Arg, EdgeStore};
 use crate::core::model::{App, OrgSettings, User};
 use crate::core::secret::SecretHash;
 use crate::core::storage::{
-    AppStore, AppUserGrant, GrantStore, RegistrationTokenStore, SettingsStore, StoreError, UserStore,
+    AppStore, AppUserGrant, GrantStore, RegistrationTokenStore, SettingsStore, StoreError,
+    UserStore,
 };
 
 fn json<T: serde::Serialize>(v: &T) -> Result<String, StoreError> {
@@ -44,14 +45,19 @@ const SETTINGS_COLUMNS: &str = "org_id, allow_username_password_flow, allow_user
 impl SettingsStore for EdgeStore {
     async fn load_settings(&self) -> Result<Option<OrgSettings>, StoreError> {
         let row: Option<SettingsRow> = self
-            .first(&format!("SELECT {SETTINGS_COLUMNS} FROM settings WHERE id = 1"), &[])
+            .first(
+                &format!("SELECT {SETTINGS_COLUMNS} FROM settings WHERE id = 1"),
+                &[],
+            )
             .await?;
         Ok(row.map(Into::into))
     }
     async fn init_settings(&self, s: &OrgSettings) -> Result<OrgSettings, StoreError> {
         // INSERT OR IGNORE: when two first requests race, the first org id stays.
         self.exec(
-            &format!("INSERT OR IGNORE INTO settings (id, {SETTINGS_COLUMNS}) VALUES (1, ?, ?, ?, ?, ?)"),
+            &format!(
+                "INSERT OR IGNORE INTO settings (id, {SETTINGS_COLUMNS}) VALUES (1, ?, ?, ?, ?, ?)"
+            ),
             &[
                 Arg::Text(&s.org_id),
                 Arg::Int(s.allow_username_password_flow.into()),
@@ -138,13 +144,19 @@ impl AppStore for EdgeStore {
     }
     async fn get_app(&self, client_id: &str) -> Result<Option<App>, StoreError> {
         let row: Option<AppRow> = self
-            .first(&format!("SELECT {APP_COLUMNS} FROM apps WHERE client_id = ?"), &[Arg::Text(client_id)])
+            .first(
+                &format!("SELECT {APP_COLUMNS} FROM apps WHERE client_id = ?"),
+                &[Arg::Text(client_id)],
+            )
             .await?;
         row.map(AppRow::into_app).transpose()
     }
     async fn list_apps(&self) -> Result<Vec<App>, StoreError> {
         let rows: Vec<AppRow> = self
-            .all(&format!("SELECT {APP_COLUMNS} FROM apps ORDER BY created_at, client_id"), &[])
+            .all(
+                &format!("SELECT {APP_COLUMNS} FROM apps ORDER BY created_at, client_id"),
+                &[],
+            )
             .await?;
         rows.into_iter().map(AppRow::into_app).collect()
     }
@@ -163,7 +175,11 @@ impl AppStore for EdgeStore {
             .await?;
         Ok(n == 1)
     }
-    async fn rotate_app_secret(&self, client_id: &str, hash: &SecretHash) -> Result<bool, StoreError> {
+    async fn rotate_app_secret(
+        &self,
+        client_id: &str,
+        hash: &SecretHash,
+    ) -> Result<bool, StoreError> {
         let n = self
             .exec(
                 "UPDATE apps SET secret_hash = ? WHERE client_id = ?",
@@ -244,26 +260,38 @@ impl UserStore for EdgeStore {
             // The UNIQUE index on username refused it (a race with another creation).
             Err(e) if self.find_user_by_username(&u.username).await?.is_some() => {
                 let _ = e;
-                Err(StoreError::Conflict(format!("username already exists: {}", u.username)))
+                Err(StoreError::Conflict(format!(
+                    "username already exists: {}",
+                    u.username
+                )))
             }
             Err(e) => Err(e),
         }
     }
     async fn get_user(&self, user_id: &str) -> Result<Option<User>, StoreError> {
         let row: Option<UserRow> = self
-            .first(&format!("SELECT {USER_COLUMNS} FROM users WHERE user_id = ?"), &[Arg::Text(user_id)])
+            .first(
+                &format!("SELECT {USER_COLUMNS} FROM users WHERE user_id = ?"),
+                &[Arg::Text(user_id)],
+            )
             .await?;
         Ok(row.map(Into::into))
     }
     async fn find_user_by_username(&self, username: &str) -> Result<Option<User>, StoreError> {
         let row: Option<UserRow> = self
-            .first(&format!("SELECT {USER_COLUMNS} FROM users WHERE username = ?"), &[Arg::Text(username)])
+            .first(
+                &format!("SELECT {USER_COLUMNS} FROM users WHERE username = ?"),
+                &[Arg::Text(username)],
+            )
             .await?;
         Ok(row.map(Into::into))
     }
     async fn list_users(&self) -> Result<Vec<User>, StoreError> {
         let rows: Vec<UserRow> = self
-            .all(&format!("SELECT {USER_COLUMNS} FROM users ORDER BY created_at, user_id"), &[])
+            .all(
+                &format!("SELECT {USER_COLUMNS} FROM users ORDER BY created_at, user_id"),
+                &[],
+            )
             .await?;
         Ok(rows.into_iter().map(Into::into).collect())
     }
@@ -303,7 +331,11 @@ struct GrantRow {
 }
 
 impl GrantStore for EdgeStore {
-    async fn app_user_grant(&self, client_id: &str, user_id: &str) -> Result<Option<AppUserGrant>, StoreError> {
+    async fn app_user_grant(
+        &self,
+        client_id: &str,
+        user_id: &str,
+    ) -> Result<Option<AppUserGrant>, StoreError> {
         let row: Option<GrantRow> = self
             .first(
                 "SELECT preauthorized, approved_scopes FROM app_user_grants WHERE client_id = ? AND user_id = ?",
@@ -326,7 +358,12 @@ impl GrantStore for EdgeStore {
         .await?;
         Ok(())
     }
-    async fn record_approval(&self, client_id: &str, user_id: &str, scopes: &[String]) -> Result<(), StoreError> {
+    async fn record_approval(
+        &self,
+        client_id: &str,
+        user_id: &str,
+        scopes: &[String],
+    ) -> Result<(), StoreError> {
         let scopes = json(&scopes)?;
         self.exec(
             "INSERT INTO app_user_grants (client_id, user_id, preauthorized, approved_scopes) VALUES (?, ?, 0, ?) ON CONFLICT (client_id, user_id) DO UPDATE SET approved_scopes = excluded.approved_scopes",
@@ -338,7 +375,11 @@ impl GrantStore for EdgeStore {
 }
 
 impl RegistrationTokenStore for EdgeStore {
-    async fn create_registration_token(&self, hash: &SecretHash, expires_at_s: u64) -> Result<(), StoreError> {
+    async fn create_registration_token(
+        &self,
+        hash: &SecretHash,
+        expires_at_s: u64,
+    ) -> Result<(), StoreError> {
         self.exec(
             "INSERT INTO registration_tokens (token_hash, expires_at) VALUES (?, ?)",
             &[Arg::Text(&hash.0), Arg::Int(expires_at_s)],

@@ -8,8 +8,8 @@ use worker::D1PreparedStatement;
 use super::store::{backend, Arg, EdgeStore};
 use crate::core::secret::SecretHash;
 use crate::core::storage::{
-    Family, FoundToken, Issue, Redemption, Rotation, StoreError, TokenKind, TokenRecord, TokenState,
-    TokenStore,
+    Family, FoundToken, Issue, Redemption, Rotation, StoreError, TokenKind, TokenRecord,
+    TokenState, TokenStore,
 };
 
 fn kind_str(k: TokenKind) -> &'static str {
@@ -37,9 +37,17 @@ impl EdgeStore {
 
     /// Whether a single-use marker row exists (read after a refused batch, to tell a lost race
     /// from a backend failure).
-    async fn marker_exists(&self, table: &str, column: &str, key: &str) -> Result<bool, StoreError> {
+    async fn marker_exists(
+        &self,
+        table: &str,
+        column: &str,
+        key: &str,
+    ) -> Result<bool, StoreError> {
         let row: Option<serde_json::Value> = self
-            .first(&format!("SELECT 1 AS x FROM {table} WHERE {column} = ?"), &[Arg::Text(key)])
+            .first(
+                &format!("SELECT 1 AS x FROM {table} WHERE {column} = ?"),
+                &[Arg::Text(key)],
+            )
             .await?;
         Ok(row.is_some())
     }
@@ -70,7 +78,11 @@ impl FoundRow {
             token: TokenRecord {
                 hash: SecretHash(self.token_hash),
                 family_id: self.family_id.clone(),
-                kind: if self.kind == "refresh" { TokenKind::Refresh } else { TokenKind::Access },
+                kind: if self.kind == "refresh" {
+                    TokenKind::Refresh
+                } else {
+                    TokenKind::Access
+                },
                 scopes: parse(&self.token_scopes)?,
                 created_at_s: self.token_created_at,
                 expires_at_s: self.expires_at,
@@ -95,7 +107,11 @@ impl FoundRow {
 }
 
 impl TokenStore for EdgeStore {
-    async fn redeem_code(&self, code_hash: &SecretHash, issue: &Issue) -> Result<Redemption, StoreError> {
+    async fn redeem_code(
+        &self,
+        code_hash: &SecretHash,
+        issue: &Issue,
+    ) -> Result<Redemption, StoreError> {
         let f = &issue.family;
         let scopes = serde_json::to_string(&f.scopes).map_err(backend)?;
         let mut stmts = vec![
@@ -121,7 +137,11 @@ impl TokenStore for EdgeStore {
         }
         match self.batch(stmts).await {
             Ok(_) => Ok(Redemption::Issued),
-            Err(_) if self.marker_exists("code_redemptions", "code_hash", &code_hash.0).await? => {
+            Err(_)
+                if self
+                    .marker_exists("code_redemptions", "code_hash", &code_hash.0)
+                    .await? =>
+            {
                 Ok(Redemption::Replayed)
             }
             Err(e) => Err(backend(format!("{e:?}"))),
@@ -163,12 +183,23 @@ impl TokenStore for EdgeStore {
         }
         match self.batch(stmts).await {
             Ok(_) => Ok(Rotation::Rotated),
-            Err(_) if self.marker_exists("refresh_rotations", "token_hash", &old.0).await? => Ok(Rotation::Reused),
+            Err(_)
+                if self
+                    .marker_exists("refresh_rotations", "token_hash", &old.0)
+                    .await? =>
+            {
+                Ok(Rotation::Reused)
+            }
             Err(e) => Err(backend(format!("{e:?}"))),
         }
     }
 
-    async fn extend_family(&self, family_id: &str, tokens: &[TokenRecord], now_s: u64) -> Result<(), StoreError> {
+    async fn extend_family(
+        &self,
+        family_id: &str,
+        tokens: &[TokenRecord],
+        now_s: u64,
+    ) -> Result<(), StoreError> {
         let mut stmts = vec![self.stmt(
             "UPDATE token_families SET last_used_at = ? WHERE family_id = ?",
             &[Arg::Int(now_s), Arg::Text(family_id)],
@@ -176,7 +207,10 @@ impl TokenStore for EdgeStore {
         for t in tokens {
             stmts.push(self.insert_token(t)?);
         }
-        self.batch(stmts).await.map(|_| ()).map_err(|e| backend(format!("{e:?}")))
+        self.batch(stmts)
+            .await
+            .map(|_| ())
+            .map_err(|e| backend(format!("{e:?}")))
     }
 
     async fn revoke_family(&self, family_id: &str, now_s: u64) -> Result<(), StoreError> {

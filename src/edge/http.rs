@@ -9,23 +9,39 @@ use crate::core::oauth::error::OAuthError;
 /// The core's view of the request. Multipart bodies are re-encoded as form-urlencoded
 /// (salesforce-reference.md §0.3: Salesforce clients send both).
 pub async fn to_core(mut req: worker::Request) -> Result<Request, Response> {
-    let url = req.url().map_err(|_| OAuthError::invalid_request("bad URL").to_response(false))?;
+    let url = req
+        .url()
+        .map_err(|_| OAuthError::invalid_request("bad URL").to_response(false))?;
     let method = Method::parse(req.method().as_ref());
     let mut headers: Vec<(String, String)> = req
         .headers()
         .entries()
         .map(|(k, v)| (k.to_ascii_lowercase(), v))
         .collect();
-    let has_body = matches!(method, Method::Post | Method::Put | Method::Patch | Method::Delete);
-    let content_type = req.headers().get("content-type").ok().flatten().unwrap_or_default();
+    let has_body = matches!(
+        method,
+        Method::Post | Method::Put | Method::Patch | Method::Delete
+    );
+    let content_type = req
+        .headers()
+        .get("content-type")
+        .ok()
+        .flatten()
+        .unwrap_or_default();
     let body = if !has_body {
         Vec::new()
-    } else if content_type.to_ascii_lowercase().starts_with("multipart/form-data") {
+    } else if content_type
+        .to_ascii_lowercase()
+        .starts_with("multipart/form-data")
+    {
         let pairs = multipart_pairs(&req).await.map_err(|_| {
             OAuthError::invalid_request("malformed multipart body").to_response(false)
         })?;
         headers.retain(|(k, _)| k != "content-type");
-        headers.push(("content-type".into(), "application/x-www-form-urlencoded".into()));
+        headers.push((
+            "content-type".into(),
+            "application/x-www-form-urlencoded".into(),
+        ));
         form_urlencoded::Serializer::new(String::new())
             .extend_pairs(pairs)
             .finish()
@@ -47,7 +63,9 @@ pub async fn to_core(mut req: worker::Request) -> Result<Request, Response> {
 }
 
 /// Text fields of a multipart body, in order; file parts are ignored.
-async fn multipart_pairs(req: &worker::Request) -> Result<Vec<(String, String)>, wasm_bindgen::JsValue> {
+async fn multipart_pairs(
+    req: &worker::Request,
+) -> Result<Vec<(String, String)>, wasm_bindgen::JsValue> {
     let form = JsFuture::from(req.inner().form_data()?).await?;
     let mut pairs = Vec::new();
     if let Some(iter) = js_sys::try_iter(&form)? {

@@ -12,7 +12,8 @@ use crate::core::storage::{
 
 impl CodeStore for EdgeStore {
     async fn put_code(&self, hash: &SecretHash, code: &CodeGrant) -> Result<(), StoreError> {
-        self.kv_put(&format!("code:{}", hash.0), code, CODE_TTL_S).await
+        self.kv_put(&format!("code:{}", hash.0), code, CODE_TTL_S)
+            .await
     }
     async fn get_code(&self, hash: &SecretHash) -> Result<Option<CodeGrant>, StoreError> {
         self.kv_get(&format!("code:{}", hash.0)).await
@@ -21,7 +22,8 @@ impl CodeStore for EdgeStore {
 
 impl SessionStore for EdgeStore {
     async fn put_session(&self, hash: &SecretHash, session: &Session) -> Result<(), StoreError> {
-        self.kv_put(&format!("session:{}", hash.0), session, SESSION_TTL_S).await
+        self.kv_put(&format!("session:{}", hash.0), session, SESSION_TTL_S)
+            .await
     }
     async fn get_session(&self, hash: &SecretHash) -> Result<Option<Session>, StoreError> {
         self.kv_get(&format!("session:{}", hash.0)).await
@@ -29,11 +31,22 @@ impl SessionStore for EdgeStore {
 }
 
 impl InteractionStore for EdgeStore {
-    async fn put_interaction(&self, id_hash: &SecretHash, interaction: &Interaction) -> Result<(), StoreError> {
-        self.kv_put(&format!("interaction:{}", id_hash.0), interaction, INTERACTION_TTL_S)
-            .await
+    async fn put_interaction(
+        &self,
+        id_hash: &SecretHash,
+        interaction: &Interaction,
+    ) -> Result<(), StoreError> {
+        self.kv_put(
+            &format!("interaction:{}", id_hash.0),
+            interaction,
+            INTERACTION_TTL_S,
+        )
+        .await
     }
-    async fn get_interaction(&self, id_hash: &SecretHash) -> Result<Option<Interaction>, StoreError> {
+    async fn get_interaction(
+        &self,
+        id_hash: &SecretHash,
+    ) -> Result<Option<Interaction>, StoreError> {
         self.kv_get(&format!("interaction:{}", id_hash.0)).await
     }
     async fn delete_interaction(&self, id_hash: &SecretHash) -> Result<(), StoreError> {

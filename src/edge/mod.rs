@@ -32,7 +32,10 @@ thread_local! {
 }
 
 fn keys(env: &Env) -> Rc<KeySet> {
-    let pems = env.secret("SIGNING_KEYS").map(|s| s.to_string()).unwrap_or_default();
+    let pems = env
+        .secret("SIGNING_KEYS")
+        .map(|s| s.to_string())
+        .unwrap_or_default();
     KEYS.with(|cell| {
         if let Some((cached, set)) = cell.borrow().as_ref() {
             if *cached == pems {
@@ -72,7 +75,10 @@ async fn fetch(req: worker::Request, env: Env, _ctx: Context) -> worker::Result<
                 clock: &JsClock,
                 rng: &OsRng,
                 config: &config,
-                issuer: config.issuer.clone().unwrap_or_else(|| request.origin.clone()),
+                issuer: config
+                    .issuer
+                    .clone()
+                    .unwrap_or_else(|| request.origin.clone()),
             };
             router::handle(&ctx, &request).await
         }

@@ -67,7 +67,10 @@ impl EdgeStore {
         f.await.map_err(backend)
     }
 
-    async fn d1_call<T>(&self, f: impl Future<Output = worker::Result<T>>) -> Result<T, StoreError> {
+    async fn d1_call<T>(
+        &self,
+        f: impl Future<Output = worker::Result<T>>,
+    ) -> Result<T, StoreError> {
         self.d1_trips.set(self.d1_trips.get() + 1);
         f.await.map_err(backend)
     }
@@ -84,21 +87,35 @@ impl EdgeStore {
         Ok(changes(&result))
     }
 
-    pub async fn first<T: DeserializeOwned>(&self, sql: &str, args: &[Arg<'_>]) -> Result<Option<T>, StoreError> {
+    pub async fn first<T: DeserializeOwned>(
+        &self,
+        sql: &str,
+        args: &[Arg<'_>],
+    ) -> Result<Option<T>, StoreError> {
         let stmt = self.stmt(sql, args)?;
         self.d1_call(stmt.first::<T>(None)).await
     }
 
-    pub async fn all<T: DeserializeOwned>(&self, sql: &str, args: &[Arg<'_>]) -> Result<Vec<T>, StoreError> {
+    pub async fn all<T: DeserializeOwned>(
+        &self,
+        sql: &str,
+        args: &[Arg<'_>],
+    ) -> Result<Vec<T>, StoreError> {
         let stmt = self.stmt(sql, args)?;
         let result = self.d1_call(stmt.all()).await?;
         result.results::<T>().map_err(backend)
     }
 
     /// Runs statements in one round trip as one transaction: all or nothing.
-    pub async fn batch(&self, stmts: Vec<D1PreparedStatement>) -> Result<Vec<D1Result>, StoreError> {
+    pub async fn batch(
+        &self,
+        stmts: Vec<D1PreparedStatement>,
+    ) -> Result<Vec<D1Result>, StoreError> {
         self.d1_trips.set(self.d1_trips.get() + 1);
-        self.db.batch(stmts).await.map_err(|e| StoreError::Backend(e.to_string()))
+        self.db
+            .batch(stmts)
+            .await
+            .map_err(|e| StoreError::Backend(e.to_string()))
     }
 
     pub async fn kv_get<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, StoreError> {
@@ -106,10 +123,16 @@ impl EdgeStore {
     }
 
     /// KV's minimum TTL is 60 seconds.
-    pub async fn kv_put(&self, key: &str, value: &impl Serialize, ttl_s: u64) -> Result<(), StoreError> {
+    pub async fn kv_put(
+        &self,
+        key: &str,
+        value: &impl Serialize,
+        ttl_s: u64,
+    ) -> Result<(), StoreError> {
         let text = serde_json::to_string(value).map_err(backend)?;
         let put = self.kv.put(key, text).map_err(backend)?;
-        self.kv_call(put.expiration_ttl(ttl_s.max(60)).execute()).await
+        self.kv_call(put.expiration_ttl(ttl_s.max(60)).execute())
+            .await
     }
 
     pub async fn kv_delete(&self, key: &str) -> Result<(), StoreError> {
@@ -118,5 +141,10 @@ impl EdgeStore {
 }
 
 pub fn changes(result: &D1Result) -> usize {
-    result.meta().ok().flatten().and_then(|m| m.changes).unwrap_or(0)
+    result
+        .meta()
+        .ok()
+        .flatten()
+        .and_then(|m| m.changes)
+        .unwrap_or(0)
 }

@@ -26,7 +26,9 @@ struct AppInput {
 /// Field names an admin may send: the input's own plus every policy field (taken from the
 /// policy's serialized form, so the list cannot drift from the type).
 fn allowed_fields() -> Vec<String> {
-    let mut fields: Vec<String> = ["name", "callback_urls", "scopes"].map(String::from).to_vec();
+    let mut fields: Vec<String> = ["name", "callback_urls", "scopes"]
+        .map(String::from)
+        .to_vec();
     if let Ok(Value::Object(policy)) = serde_json::to_value(AppPolicy::default()) {
         fields.extend(policy.keys().cloned());
     }
@@ -45,15 +47,22 @@ fn validate(input: &AppInput) -> Result<(), AdminError> {
     }
     let unknown = unknown_scopes(&input.scopes);
     if !unknown.is_empty() {
-        return Err(AdminError::bad_request(format!("unknown scope(s): {}", unknown.join(", "))));
+        return Err(AdminError::bad_request(format!(
+            "unknown scope(s): {}",
+            unknown.join(", ")
+        )));
     }
     let p = &input.policy;
     if !(60..=86400 * 30).contains(&p.access_token_ttl_s) {
-        return Err(AdminError::bad_request("access_token_ttl_s must be between 60 and 2592000"));
+        return Err(AdminError::bad_request(
+            "access_token_ttl_s must be between 60 and 2592000",
+        ));
     }
     // Salesforce's ID token validity: 1 to 720 minutes (salesforce-reference.md §0.6).
     if !(60..=720 * 60).contains(&p.id_token_ttl_s) {
-        return Err(AdminError::bad_request("id_token_ttl_s must be between 60 and 43200"));
+        return Err(AdminError::bad_request(
+            "id_token_ttl_s must be between 60 and 43200",
+        ));
     }
     for origin in &p.allowed_origins {
         let ok = url::Url::parse(origin)
@@ -90,7 +99,9 @@ fn parse_input(obj: Map<String, Value>) -> Result<AppInput, AdminError> {
     reject_unknown(&obj, &allowed_fields())?;
     for required in ["name", "callback_urls", "scopes"] {
         if !obj.contains_key(required) {
-            return Err(AdminError::bad_request(format!("missing field: {required}")));
+            return Err(AdminError::bad_request(format!(
+                "missing field: {required}"
+            )));
         }
     }
     let input: AppInput = typed(obj)?;
@@ -120,12 +131,21 @@ pub async fn create<S: Store>(ctx: &Ctx<'_, S>, req: &Request) -> AdminResult {
 }
 
 pub async fn list<S: Store>(ctx: &Ctx<'_, S>) -> AdminResult {
-    let apps: Vec<Value> = ctx.store.list_apps().await?.iter().map(|a| view(a, None)).collect();
+    let apps: Vec<Value> = ctx
+        .store
+        .list_apps()
+        .await?
+        .iter()
+        .map(|a| view(a, None))
+        .collect();
     json(200, &serde_json::json!({ "apps": apps }))
 }
 
 async fn load<S: Store>(ctx: &Ctx<'_, S>, id: &str) -> Result<App, AdminError> {
-    ctx.store.get_app(id).await?.ok_or_else(|| AdminError::not_found("app"))
+    ctx.store
+        .get_app(id)
+        .await?
+        .ok_or_else(|| AdminError::not_found("app"))
 }
 
 pub async fn read<S: Store>(ctx: &Ctx<'_, S>, id: &str) -> AdminResult {
@@ -162,7 +182,10 @@ pub async fn delete<S: Store>(ctx: &Ctx<'_, S>, id: &str) -> AdminResult {
     if !ctx.store.delete_app(id, ctx.now_s()).await? {
         return Err(AdminError::not_found("app"));
     }
-    json(200, &serde_json::json!({ "client_id": id, "deleted": true }))
+    json(
+        200,
+        &serde_json::json!({ "client_id": id, "deleted": true }),
+    )
 }
 
 pub async fn rotate_secret<S: Store>(ctx: &Ctx<'_, S>, id: &str) -> AdminResult {
@@ -173,9 +196,16 @@ pub async fn rotate_secret<S: Store>(ctx: &Ctx<'_, S>, id: &str) -> AdminResult 
     json(200, &view(&load(ctx, id).await?, Some(&secret)))
 }
 
-pub async fn preauthorize<S: Store>(ctx: &Ctx<'_, S>, client_id: &str, user_id: &str) -> AdminResult {
+pub async fn preauthorize<S: Store>(
+    ctx: &Ctx<'_, S>,
+    client_id: &str,
+    user_id: &str,
+) -> AdminResult {
     load(ctx, client_id).await?;
-    ctx.store.get_user(user_id).await?.ok_or_else(|| AdminError::not_found("user"))?;
+    ctx.store
+        .get_user(user_id)
+        .await?
+        .ok_or_else(|| AdminError::not_found("user"))?;
     ctx.store.preauthorize(client_id, user_id).await?;
     json(
         200,

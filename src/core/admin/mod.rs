@@ -85,7 +85,9 @@ pub async fn handle<S: Store>(ctx: &Ctx<'_, S>, req: &Request) -> Response {
 
 /// Constant-time comparison with the configured token; no token configured means no admin API.
 fn authorized<S: Store>(ctx: &Ctx<'_, S>, req: &Request) -> Result<(), AdminError> {
-    let presented = req.header("authorization").and_then(|h| strip_scheme(h, "bearer"));
+    let presented = req
+        .header("authorization")
+        .and_then(|h| strip_scheme(h, "bearer"));
     match (&ctx.config.admin_token, presented) {
         (Some(token), Some(p)) if super::secret::ct_eq(token.expose(), p) => Ok(()),
         _ => Err(AdminError {
@@ -113,9 +115,13 @@ async fn route<S: Store>(ctx: &Ctx<'_, S>, req: &Request) -> AdminResult {
         (Method::Delete, ["users", id]) => users::deactivate(ctx, id).await,
         (Method::Get, ["settings"]) => settings::read(ctx).await,
         (Method::Patch, ["settings"]) => settings::update(ctx, req).await,
-        (Method::Post, ["registration-tokens"]) => settings::mint_registration_token(ctx, req).await,
+        (Method::Post, ["registration-tokens"]) => {
+            settings::mint_registration_token(ctx, req).await
+        }
         (_, ["apps"] | ["apps", _] | ["apps", _, "secret"] | ["apps", _, "users", _])
-        | (_, ["users"] | ["users", _] | ["settings"] | ["registration-tokens"]) => Err(AdminError::method()),
+        | (_, ["users"] | ["users", _] | ["settings"] | ["registration-tokens"]) => {
+            Err(AdminError::method())
+        }
         _ => Err(AdminError::not_found("resource")),
     }
 }
@@ -145,15 +151,99 @@ fn reject_unknown(obj: &Map<String, Value>, allowed: &[String]) -> Result<(), Ad
     if unknown.is_empty() {
         Ok(())
     } else {
-        Err(AdminError::bad_request(format!("unknown field(s): {}", unknown.join(", "))))
+        Err(AdminError::bad_request(format!(
+            "unknown field(s): {}",
+            unknown.join(", ")
+        )))
     }
 }
 
 /// Deserializes a checked object, turning type errors into 400s that name the field.
 fn typed<T: DeserializeOwned>(obj: Map<String, Value>) -> Result<T, AdminError> {
-    serde_json::from_value(Value::Object(obj)).map_err(|e| AdminError::bad_request(format!("invalid field: {e}")))
+    match serde_json::from_value(Value::Object(obj.clone())) {
+        Ok(v) => Ok(v),
+        Err(e) => {
+            let msg = e.to_string();
+            Err(AdminError::bad_request(match culprit::<T>(&obj, &msg) {
+                Some(field) => format!("invalid field `{field}`: {msg}"),
+                None => format!("invalid field: {msg}"),
+            }))
+        }
+    }
+}
+
+/// serde's type errors ("invalid type: string \"yes\", expected a boolean") do not say which
+/// field they are about (nor can they through `#[serde(flatten)]`). The field is the one whose
+/// removal makes the object valid, or failing that the only one whose removal changes the error.
+fn culprit<'a, T: DeserializeOwned>(obj: &'a Map<String, Value>, msg: &str) -> Option<&'a str> {
+    if msg.starts_with("missing field") || msg.starts_with("unknown field") {
+        return None;
+    }
+    let without = |key: &str| {
+        let mut rest = obj.clone();
+        rest.remove(key);
+        serde_json::from_value::<T>(Value::Object(rest)).map_err(|e| e.to_string())
+    };
+    let results: Vec<(&str, Result<T, String>)> =
+        obj.keys().map(|k| (k.as_str(), without(k))).collect();
+    let only = |pick: &dyn Fn(&Result<T, String>) -> bool| {
+        let mut hits = results.iter().filter(|(_, r)| pick(r));
+        match (hits.next(), hits.next()) {
+            (Some((k, _)), None) => Some(*k),
+            _ => None,
+        }
+    };
+    only(&|r| r.is_ok()).or_else(|| only(&|r| r.as_ref().err().is_some_and(|e| e != msg)))
 }
 
 fn json(status: u16, value: &impl serde::Serialize) -> AdminResult {
     Ok(Response::json(status, value))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde::Deserialize;
+
+    #[derive(Debug, Deserialize)]
+    #[allow(dead_code)]
+    struct Inner {
+        #[serde(default)]
+        flag: bool,
+        #[serde(default)]
+        n: u64,
+    }
+
+    #[derive(Debug, Deserialize)]
+    #[allow(dead_code)]
+    struct Outer {
+        name: String,
+        tags: Vec<String>,
+        #[serde(flatten)]
+        inner: Inner,
+    }
+
+    fn message(v: Value) -> String {
+        let Value::Object(obj) = v else {
+            unreachable!()
+        };
+        typed::<Outer>(obj).unwrap_err().message
+    }
+
+    #[test]
+    fn type_errors_name_the_field() {
+        let ok = serde_json::json!({"name": "a", "tags": []});
+        assert!(typed::<Outer>(ok.as_object().unwrap().clone()).is_ok());
+        let m = message(serde_json::json!({"name": "a", "tags": [], "flag": "yes"}));
+        assert!(m.starts_with("invalid field `flag`:"), "{m}");
+        let m = message(serde_json::json!({"name": 42, "tags": [], "n": 1}));
+        assert!(m.starts_with("invalid field `name`:"), "{m}");
+        let m = message(serde_json::json!({"name": "a", "tags": "x"}));
+        assert!(m.starts_with("invalid field `tags`:"), "{m}");
+        // Two bad flattened fields: no single culprit, so no (wrong) name is given.
+        let m = message(serde_json::json!({"name": "a", "tags": [], "flag": "yes", "n": "many"}));
+        assert!(m.starts_with("invalid field: "), "{m}");
+        let m = message(serde_json::json!({"tags": []}));
+        assert_eq!(m, "invalid field: missing field `name`");
+    }
 }

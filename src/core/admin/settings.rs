@@ -30,9 +30,15 @@ pub async fn update<S: Store>(ctx: &Ctx<'_, S>, req: &Request) -> AdminResult {
             *target = v;
         }
     };
-    set(&mut s.allow_username_password_flow, patch.allow_username_password_flow);
+    set(
+        &mut s.allow_username_password_flow,
+        patch.allow_username_password_flow,
+    );
     set(&mut s.allow_user_agent_flow, patch.allow_user_agent_flow);
-    set(&mut s.allow_code_credentials_flow, patch.allow_code_credentials_flow);
+    set(
+        &mut s.allow_code_credentials_flow,
+        patch.allow_code_credentials_flow,
+    );
     set(&mut s.require_pkce, patch.require_pkce);
     ctx.store.save_settings(&s).await?;
     json(200, &s)
@@ -49,10 +55,17 @@ pub async fn mint_registration_token<S: Store>(ctx: &Ctx<'_, S>, req: &Request) 
     let input: TokenRequest = typed(json_object(req, true)?)?;
     let ttl = input.expires_in_s.unwrap_or(86400);
     if !(60..=86400 * 365).contains(&ttl) {
-        return Err(AdminError::bad_request("expires_in_s must be between 60 and 31536000"));
+        return Err(AdminError::bad_request(
+            "expires_in_s must be between 60 and 31536000",
+        ));
     }
     let token = Secret::random_base62(ctx.rng, 43);
     let expires_at = ctx.now_s() + ttl;
-    ctx.store.create_registration_token(&token.hash(), expires_at).await?;
-    json(201, &serde_json::json!({ "token": token.expose(), "expires_at": expires_at }))
+    ctx.store
+        .create_registration_token(&token.hash(), expires_at)
+        .await?;
+    json(
+        201,
+        &serde_json::json!({ "token": token.expose(), "expires_at": expires_at }),
+    )
 }

@@ -51,23 +51,30 @@ fn check_password(p: &str) -> Result<(), AdminError> {
 }
 
 fn check_email(e: &str) -> Result<(), AdminError> {
-    let ok = e.len() <= 254 && e.split_once('@').is_some_and(|(l, d)| !l.is_empty() && d.contains('.'));
+    let ok = e.len() <= 254
+        && e.split_once('@')
+            .is_some_and(|(l, d)| !l.is_empty() && d.contains('.'));
     if ok {
         Ok(())
     } else {
-        Err(AdminError::bad_request(format!("email is not an email address: {e}")))
+        Err(AdminError::bad_request(format!(
+            "email is not an email address: {e}"
+        )))
     }
 }
 
 fn check_text(field: &str, v: &str) -> Result<(), AdminError> {
     if v.trim().is_empty() || v.len() > 255 || v.chars().any(char::is_control) {
-        return Err(AdminError::bad_request(format!("{field} must be 1 to 255 printable characters")));
+        return Err(AdminError::bad_request(format!(
+            "{field} must be 1 to 255 printable characters"
+        )));
     }
     Ok(())
 }
 
 fn hash<S: Store>(ctx: &Ctx<'_, S>, password: &str) -> Result<String, AdminError> {
-    hash_password(ctx.rng, password).map_err(|_| AdminError::bad_request("password could not be hashed"))
+    hash_password(ctx.rng, password)
+        .map_err(|_| AdminError::bad_request("password could not be hashed"))
 }
 
 pub async fn create<S: Store>(ctx: &Ctx<'_, S>, req: &Request) -> AdminResult {
@@ -76,8 +83,16 @@ pub async fn create<S: Store>(ctx: &Ctx<'_, S>, req: &Request) -> AdminResult {
     check_text("name", &input.name)?;
     check_email(&input.email)?;
     check_password(&input.password)?;
-    if ctx.store.find_user_by_username(&input.username).await?.is_some() {
-        return Err(AdminError::bad_request(format!("username already exists: {}", input.username)));
+    if ctx
+        .store
+        .find_user_by_username(&input.username)
+        .await?
+        .is_some()
+    {
+        return Err(AdminError::bad_request(format!(
+            "username already exists: {}",
+            input.username
+        )));
     }
     let user = User {
         user_id: new_record_id(ctx.rng, USER_PREFIX),
@@ -99,7 +114,10 @@ pub async fn list<S: Store>(ctx: &Ctx<'_, S>) -> AdminResult {
 }
 
 async fn load<S: Store>(ctx: &Ctx<'_, S>, id: &str) -> Result<User, AdminError> {
-    ctx.store.get_user(id).await?.ok_or_else(|| AdminError::not_found("user"))
+    ctx.store
+        .get_user(id)
+        .await?
+        .ok_or_else(|| AdminError::not_found("user"))
 }
 
 pub async fn read<S: Store>(ctx: &Ctx<'_, S>, id: &str) -> AdminResult {

@@ -82,14 +82,24 @@ impl Failure {
 }
 
 /// Salesforce renders unredirectable errors as a plain `error=…&error_description=…` body that
-/// clients scrape (salesforce-reference.md §0.5).
+/// clients scrape (salesforce-reference.md §0.5), with spaces as `%20`
+/// (`redirect_uri%20must%20match%20configuration`): scrapers percent-decode it, which leaves a
+/// `+` as it is. The form serializer writes a literal `+` as `%2B`, so every `+` is a space.
 pub fn error_page(e: &OAuthError) -> Response {
-    let status = if e.code == ErrorCode::ServerError { 500 } else { 400 };
-    Response::text(status, e.to_urlencoded()).no_store()
+    let status = if e.code == ErrorCode::ServerError {
+        500
+    } else {
+        400
+    };
+    Response::text(status, e.to_urlencoded().replace('+', "%20")).no_store()
 }
 
 /// RFC 6749 §4.1.2.1 error redirect with `state`, plus RFC 9207 `iss`.
-pub fn redirect_error<S: Store>(ctx: &Ctx<'_, S>, areq: &AuthorizationRequest, e: &OAuthError) -> Response {
+pub fn redirect_error<S: Store>(
+    ctx: &Ctx<'_, S>,
+    areq: &AuthorizationRequest,
+    e: &OAuthError,
+) -> Response {
     let mut pairs: Vec<(&str, &str)> = e.pairs().to_vec();
     if let Some(state) = &areq.state {
         pairs.push(("state", state));
@@ -137,19 +147,28 @@ fn needs_login<S: Store>(ctx: &Ctx<'_, S>, areq: &AuthorizationRequest, auth_tim
 
 /// Validates the request: client and redirect URI first (page errors), then the rest
 /// (redirected errors).
-pub async fn parse<S: Store>(ctx: &Ctx<'_, S>, params: &Params) -> Result<(App, AuthorizationRequest), Failure> {
+pub async fn parse<S: Store>(
+    ctx: &Ctx<'_, S>,
+    params: &Params,
+) -> Result<(App, AuthorizationRequest), Failure> {
     let page = |e: crate::core::http::ParamError| Failure::Page(e.into());
-    let client_id = params
-        .get("client_id")
-        .map_err(page)?
-        .ok_or_else(|| Failure::Page(OAuthError::new(ErrorCode::InvalidClientId, sf::CLIENT_ID_INVALID)))?;
-    let app = ctx
-        .store
-        .get_app(client_id)
-        .await?
-        .ok_or_else(|| Failure::Page(OAuthError::new(ErrorCode::InvalidClientId, sf::CLIENT_ID_INVALID)))?;
+    let client_id = params.get("client_id").map_err(page)?.ok_or_else(|| {
+        Failure::Page(OAuthError::new(
+            ErrorCode::InvalidClientId,
+            sf::CLIENT_ID_INVALID,
+        ))
+    })?;
+    let app = ctx.store.get_app(client_id).await?.ok_or_else(|| {
+        Failure::Page(OAuthError::new(
+            ErrorCode::InvalidClientId,
+            sf::CLIENT_ID_INVALID,
+        ))
+    })?;
     let redirect_uri = params.get("redirect_uri").map_err(page)?.ok_or_else(|| {
-        Failure::Page(OAuthError::new(ErrorCode::RedirectUriMissing, "redirect_uri not provided"))
+        Failure::Page(OAuthError::new(
+            ErrorCode::RedirectUriMissing,
+            "redirect_uri not provided",
+        ))
     })?;
     if !redirect::is_registered(&app.callback_urls, redirect_uri) {
         return Err(Failure::Page(OAuthError::new(
@@ -176,7 +195,11 @@ pub async fn parse<S: Store>(ctx: &Ctx<'_, S>, params: &Params) -> Result<(App, 
     }
 }
 
-fn parse_rest(params: &Params, app: &App, areq: &mut AuthorizationRequest) -> Result<(), OAuthError> {
+fn parse_rest(
+    params: &Params,
+    app: &App,
+    areq: &mut AuthorizationRequest,
+) -> Result<(), OAuthError> {
     areq.state = params.get("state").ok().flatten().map(str::to_owned);
     params.get("state")?;
     match params.get("response_type")? {
@@ -191,16 +214,18 @@ fn parse_rest(params: &Params, app: &App, areq: &mut AuthorizationRequest) -> Re
     }
     areq.scopes = ScopeSet::parse_requested(params.get("scope")?, &app.scopes)?.to_vec();
     areq.nonce = params.get("nonce")?.map(str::to_owned);
-    areq.code_challenge =
-        pkce::parse_challenge(params.get("code_challenge")?, params.get("code_challenge_method")?)?;
+    areq.code_challenge = pkce::parse_challenge(
+        params.get("code_challenge")?,
+        params.get("code_challenge_method")?,
+    )?;
     areq.login_hint = params.get("login_hint")?.map(str::to_owned);
-    areq.max_age_s = match params.get("max_age")? {
-        Some(v) => Some(
-            v.parse::<u64>()
-                .map_err(|_| OAuthError::invalid_request("max_age must be a non-negative integer"))?,
-        ),
-        None => None,
-    };
+    areq.max_age_s =
+        match params.get("max_age")? {
+            Some(v) => Some(v.parse::<u64>().map_err(|_| {
+                OAuthError::invalid_request("max_age must be a non-negative integer")
+            })?),
+            None => None,
+        };
     if let Some(prompt) = params.get("prompt")? {
         for p in prompt.split(' ').filter(|p| !p.is_empty()) {
             match p {
@@ -209,19 +234,29 @@ fn parse_rest(params: &Params, app: &App, areq: &mut AuthorizationRequest) -> Re
                 "none" => areq.prompt.none = true,
                 // Salesforce's account chooser; with one session there is nothing to choose.
                 "select_account" => {}
-                other => return Err(OAuthError::invalid_request(format!("unknown prompt value: {other}"))),
+                other => {
+                    return Err(OAuthError::invalid_request(format!(
+                        "unknown prompt value: {other}"
+                    )))
+                }
             }
         }
         // OIDC Core §3.1.2.1: `none` with any other value is an error.
         if areq.prompt.none && (areq.prompt.login || areq.prompt.consent) {
-            return Err(OAuthError::invalid_request("prompt=none cannot be combined"));
+            return Err(OAuthError::invalid_request(
+                "prompt=none cannot be combined",
+            ));
         }
     }
     Ok(())
 }
 
 /// App and org policies that apply before any user is involved.
-fn check_policy(app: &App, settings: &OrgSettings, areq: &AuthorizationRequest) -> Result<(), Failure> {
+fn check_policy(
+    app: &App,
+    settings: &OrgSettings,
+    areq: &AuthorizationRequest,
+) -> Result<(), Failure> {
     if (app.policy.pkce_required || settings.require_pkce) && areq.code_challenge.is_none() {
         return Err(Failure::Redirect(
             Box::new(areq.clone()),
@@ -240,7 +275,11 @@ pub async fn proceed<S: Store>(
     user: &User,
     auth_time_s: u64,
 ) -> Result<Response, Failure> {
-    let grant = ctx.store.app_user_grant(&app.client_id, &user.user_id).await?.unwrap_or_default();
+    let grant = ctx
+        .store
+        .app_user_grant(&app.client_id, &user.user_id)
+        .await?
+        .unwrap_or_default();
     if app.policy.permitted_users == PermittedUsers::AdminApproved {
         if !grant.preauthorized {
             return Err(Failure::Redirect(
@@ -293,7 +332,10 @@ pub async fn issue_code<S: Store>(
         pairs.push(("state", state));
     }
     pairs.push(("iss", &ctx.issuer));
-    Ok(Response::redirect(&redirect::with_query(&areq.redirect_uri, &pairs)))
+    Ok(Response::redirect(&redirect::with_query(
+        &areq.redirect_uri,
+        &pairs,
+    )))
 }
 
 /// Scope descriptions for the consent page.

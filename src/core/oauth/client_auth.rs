@@ -20,7 +20,10 @@ pub struct ClientCredentials {
 /// Reads the client's credentials from the `Authorization: Basic` header or the body; using
 /// both is `invalid_request` (RFC 6749 §2.3: "MUST NOT use more than one authentication
 /// method in each request").
-pub fn credentials(req: &Request, params: &Params) -> Result<Option<ClientCredentials>, OAuthError> {
+pub fn credentials(
+    req: &Request,
+    params: &Params,
+) -> Result<Option<ClientCredentials>, OAuthError> {
     let body_id = params.get("client_id")?;
     let body_secret = params.get("client_secret")?;
     if let Some(auth) = req.header("authorization") {
@@ -39,14 +42,24 @@ pub fn credentials(req: &Request, params: &Params) -> Result<Option<ClientCreden
             .decode(b64.trim())
             .ok()
             .and_then(|b| String::from_utf8(b).ok())
-            .ok_or_else(|| OAuthError::new(ErrorCode::InvalidClient, "malformed Basic authorization header"))?;
-        let (id, secret) = decoded
-            .split_once(':')
-            .ok_or_else(|| OAuthError::new(ErrorCode::InvalidClient, "malformed Basic authorization header"))?;
+            .ok_or_else(|| {
+                OAuthError::new(
+                    ErrorCode::InvalidClient,
+                    "malformed Basic authorization header",
+                )
+            })?;
+        let (id, secret) = decoded.split_once(':').ok_or_else(|| {
+            OAuthError::new(
+                ErrorCode::InvalidClient,
+                "malformed Basic authorization header",
+            )
+        })?;
         // RFC 6749 §2.3.1: both parts are form-urlencoded before Base64.
         let id = urldecode(id);
         if body_id.is_some_and(|b| b != id) {
-            return Err(OAuthError::invalid_request("client_id differs from the Authorization header"));
+            return Err(OAuthError::invalid_request(
+                "client_id differs from the Authorization header",
+            ));
         }
         return Ok(Some(ClientCredentials {
             client_id: id,
@@ -88,7 +101,8 @@ pub async fn authenticate<S: Store>(
     secret_required: impl Fn(&App) -> bool,
 ) -> Result<Client, OAuthError> {
     // RFC 6749 §5.2: `invalid_client` when no client authentication is included.
-    let creds = creds.ok_or_else(|| OAuthError::new(ErrorCode::InvalidClient, "client_id required"))?;
+    let creds =
+        creds.ok_or_else(|| OAuthError::new(ErrorCode::InvalidClient, "client_id required"))?;
     let app = ctx
         .store
         .get_app(&creds.client_id)
@@ -99,10 +113,14 @@ pub async fn authenticate<S: Store>(
             app,
             secret: Some(secret),
         }),
-        Some(_) => Err(OAuthError::new(ErrorCode::InvalidClient, sf::CLIENT_CREDENTIALS_INVALID)),
-        None if secret_required(&app) => {
-            Err(OAuthError::new(ErrorCode::InvalidClient, sf::CLIENT_CREDENTIALS_INVALID))
-        }
+        Some(_) => Err(OAuthError::new(
+            ErrorCode::InvalidClient,
+            sf::CLIENT_CREDENTIALS_INVALID,
+        )),
+        None if secret_required(&app) => Err(OAuthError::new(
+            ErrorCode::InvalidClient,
+            sf::CLIENT_CREDENTIALS_INVALID,
+        )),
         None => Ok(Client { app, secret: None }),
     }
 }

@@ -43,7 +43,10 @@ pub fn preflight(origin: Option<String>) -> Response {
         Some(o) => Response::empty(204)
             .with_header("access-control-allow-origin", &o)
             .with_header("access-control-allow-methods", "GET, POST, OPTIONS")
-            .with_header("access-control-allow-headers", "authorization, content-type, accept")
+            .with_header(
+                "access-control-allow-headers",
+                "authorization, content-type, accept",
+            )
             .with_header("access-control-max-age", "600")
             .with_header("vary", "Origin"),
         None => Response::empty(204),

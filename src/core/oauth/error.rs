@@ -136,10 +136,15 @@ impl OAuthError {
         };
         let resp = resp.no_store();
         match self.code {
-            ErrorCode::InvalidClient => resp.with_header("www-authenticate", "Basic realm=\"oauth\""),
+            ErrorCode::InvalidClient => {
+                resp.with_header("www-authenticate", "Basic realm=\"oauth\"")
+            }
             ErrorCode::InvalidToken => resp.with_header(
                 "www-authenticate",
-                &format!("Bearer error=\"invalid_token\", error_description=\"{}\"", self.description),
+                &format!(
+                    "Bearer error=\"invalid_token\", error_description=\"{}\"",
+                    self.description
+                ),
             ),
             _ => resp,
         }

@@ -33,7 +33,12 @@ async fn introspect<S: Store>(ctx: &Ctx<'_, S>, req: &Request) -> Result<Respons
     if !found.is_active(now) || found.family.client_id != client.app.client_id {
         return Ok(inactive());
     }
-    let Some(user) = ctx.store.get_user(&found.family.user_id).await?.filter(|u| u.active) else {
+    let Some(user) = ctx
+        .store
+        .get_user(&found.family.user_id)
+        .await?
+        .filter(|u| u.active)
+    else {
         return Ok(inactive());
     };
     let org_id = crate::core::router::org_id(ctx).await?;

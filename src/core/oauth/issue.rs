@@ -103,7 +103,12 @@ pub struct Grant<'a> {
 }
 
 /// OIDC Core §2 / §3.1.3.6 ID token. `at_hash` is the left half of SHA-256 of the access token.
-fn id_token<S: Store>(ctx: &Ctx<'_, S>, grant: &Grant<'_>, access: &Secret, id_url: &str) -> Result<String, OAuthError> {
+fn id_token<S: Store>(
+    ctx: &Ctx<'_, S>,
+    grant: &Grant<'_>,
+    access: &Secret,
+    id_url: &str,
+) -> Result<String, OAuthError> {
     let now = ctx.now_s();
     let digest = sha256(access.expose().as_bytes());
     let claims = IdTokenClaims {
@@ -116,11 +121,24 @@ fn id_token<S: Store>(ctx: &Ctx<'_, S>, grant: &Grant<'_>, access: &Secret, id_u
         auth_time: grant.auth_time_s,
         nonce: grant.nonce,
         at_hash: b64url(&digest[..16]),
-        preferred_username: grant.scopes.contains("profile").then_some(grant.user.username.as_str()),
-        name: grant.scopes.contains("profile").then_some(grant.user.name.as_str()),
-        email: grant.scopes.contains("email").then_some(grant.user.email.as_str()),
+        preferred_username: grant
+            .scopes
+            .contains("profile")
+            .then_some(grant.user.username.as_str()),
+        name: grant
+            .scopes
+            .contains("profile")
+            .then_some(grant.user.name.as_str()),
+        email: grant
+            .scopes
+            .contains("email")
+            .then_some(grant.user.email.as_str()),
     };
-    let key = ctx.config.keys.active().ok_or_else(OAuthError::server_error)?;
+    let key = ctx
+        .config
+        .keys
+        .active()
+        .ok_or_else(OAuthError::server_error)?;
     key.sign(&claims).map_err(|_| OAuthError::server_error())
 }
 
@@ -142,7 +160,10 @@ pub fn token_response<S: Store>(
         ("scope", grant.scopes.joined()),
     ];
     if let Some(secret) = grant.client_secret {
-        fields.push(("signature", salesforce_signature(secret, &id_url, &issued_at)));
+        fields.push((
+            "signature",
+            salesforce_signature(secret, &id_url, &issued_at),
+        ));
     }
     if let Some(r) = &minted.refresh {
         fields.push(("refresh_token", r.expose().to_owned()));

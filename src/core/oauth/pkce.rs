@@ -27,7 +27,9 @@ pub fn parse_challenge(
         (Some(c), _) => {
             // base64url(SHA-256(...)) without padding is always 43 characters.
             if c.len() != 43 || !c.bytes().all(is_b64url) {
-                return Err(OAuthError::invalid_request("code_challenge is not a base64url SHA-256 value"));
+                return Err(OAuthError::invalid_request(
+                    "code_challenge is not a base64url SHA-256 value",
+                ));
             }
             Ok(Some(c.to_owned()))
         }

@@ -2,7 +2,8 @@
 
 /// Why a callback URL cannot be registered.
 pub fn check_callback_url(raw: &str) -> Result<(), String> {
-    let url = url::Url::parse(raw).map_err(|_| format!("callback URL is not an absolute URL: {raw}"))?;
+    let url =
+        url::Url::parse(raw).map_err(|_| format!("callback URL is not an absolute URL: {raw}"))?;
     if url.fragment().is_some() || raw.contains('#') {
         // RFC 6749 §3.1.2: the endpoint URI MUST NOT include a fragment component.
         return Err(format!("callback URL must not have a fragment: {raw}"));
@@ -12,7 +13,9 @@ pub fn check_callback_url(raw: &str) -> Result<(), String> {
         // Plain HTTP only for loopback (RFC 8252 §7.3), as Salesforce allows http://localhost.
         "http" => match url.host_str() {
             Some("localhost" | "127.0.0.1" | "[::1]") => Ok(()),
-            _ => Err(format!("callback URL must use https (http only for loopback): {raw}")),
+            _ => Err(format!(
+                "callback URL must use https (http only for loopback): {raw}"
+            )),
         },
         // Script-bearing schemes would turn a redirect into code execution.
         "javascript" | "data" | "vbscript" | "file" | "blob" | "about" => {
@@ -76,6 +79,9 @@ mod tests {
 
     #[test]
     fn query_is_kept() {
-        assert_eq!(with_query("https://a/cb?x=1", &[("code", "c d")]), "https://a/cb?x=1&code=c+d");
+        assert_eq!(
+            with_query("https://a/cb?x=1", &[("code", "c d")]),
+            "https://a/cb?x=1&code=c+d"
+        );
     }
 }

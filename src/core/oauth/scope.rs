@@ -4,10 +4,31 @@ use super::error::{ErrorCode, OAuthError};
 
 /// Every scope a connected app may hold.
 pub const KNOWN_SCOPES: &[&str] = &[
-    "address", "api", "cdp_api", "cdp_ingest_api", "chatbot_api", "chatter_api", "content",
-    "custom_permissions", "eclair_api", "email", "forgot_password", "full", "id", "lightning",
-    "offline_access", "openid", "pardot_api", "phone", "profile", "pwdless_login_api",
-    "refresh_token", "user_registration_api", "visualforce", "wave_api", "web",
+    "address",
+    "api",
+    "cdp_api",
+    "cdp_ingest_api",
+    "chatbot_api",
+    "chatter_api",
+    "content",
+    "custom_permissions",
+    "eclair_api",
+    "email",
+    "forgot_password",
+    "full",
+    "id",
+    "lightning",
+    "offline_access",
+    "openid",
+    "pardot_api",
+    "phone",
+    "profile",
+    "pwdless_login_api",
+    "refresh_token",
+    "user_registration_api",
+    "visualforce",
+    "wave_api",
+    "web",
 ];
 
 /// A validated, de-duplicated, ordered set of scopes.
@@ -88,12 +109,17 @@ mod tests {
     use super::*;
 
     fn app() -> Vec<String> {
-        ["api", "refresh_token", "openid"].map(String::from).to_vec()
+        ["api", "refresh_token", "openid"]
+            .map(String::from)
+            .to_vec()
     }
 
     #[test]
     fn omitted_scope_means_all_app_scopes() {
-        assert_eq!(ScopeSet::parse_requested(None, &app()).unwrap().joined(), "api refresh_token openid");
+        assert_eq!(
+            ScopeSet::parse_requested(None, &app()).unwrap().joined(),
+            "api refresh_token openid"
+        );
     }
 
     #[test]
@@ -104,6 +130,11 @@ mod tests {
 
     #[test]
     fn duplicates_collapse() {
-        assert_eq!(ScopeSet::parse_requested(Some("api  api openid"), &app()).unwrap().joined(), "api openid");
+        assert_eq!(
+            ScopeSet::parse_requested(Some("api  api openid"), &app())
+                .unwrap()
+                .joined(),
+            "api openid"
+        );
     }
 }

@@ -21,11 +21,18 @@ pub async fn post<S: Store>(ctx: &Ctx<'_, S>, req: &Request) -> Response {
     }
 }
 
-async fn dispatch<S: Store>(ctx: &Ctx<'_, S>, req: &Request, params: &Params) -> Result<Response, OAuthError> {
+async fn dispatch<S: Store>(
+    ctx: &Ctx<'_, S>,
+    req: &Request,
+    params: &Params,
+) -> Result<Response, OAuthError> {
     match params.get("grant_type")? {
         Some("authorization_code") => grants::authorization_code::exchange(ctx, req, params).await,
         Some("refresh_token") => grants::refresh_token::refresh(ctx, req, params).await,
-        Some(_) => Err(OAuthError::new(ErrorCode::UnsupportedGrantType, sf::GRANT_NOT_SUPPORTED)),
+        Some(_) => Err(OAuthError::new(
+            ErrorCode::UnsupportedGrantType,
+            sf::GRANT_NOT_SUPPORTED,
+        )),
         None => Err(OAuthError::invalid_request("grant_type required")),
     }
 }

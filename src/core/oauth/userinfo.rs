@@ -27,14 +27,21 @@ async fn bearer<S: Store>(ctx: &Ctx<'_, S>, req: &Request) -> Result<Bearer, OAu
         _ => Params::default(),
     };
     let query = req.query_params();
-    let token = match req.header("authorization").and_then(|h| strip_scheme(h, "bearer")) {
+    let token = match req
+        .header("authorization")
+        .and_then(|h| strip_scheme(h, "bearer"))
+    {
         Some(t) => t.to_owned(),
-        None => [form.get("access_token")?, query.get("oauth_token")?, query.get("access_token")?]
-            .into_iter()
-            .flatten()
-            .next()
-            .ok_or_else(|| invalid_token("missing access token"))?
-            .to_owned(),
+        None => [
+            form.get("access_token")?,
+            query.get("oauth_token")?,
+            query.get("access_token")?,
+        ]
+        .into_iter()
+        .flatten()
+        .next()
+        .ok_or_else(|| invalid_token("missing access token"))?
+        .to_owned(),
     };
     let found = ctx
         .store
@@ -94,14 +101,22 @@ pub async fn userinfo<S: Store>(ctx: &Ctx<'_, S>, req: &Request) -> Response {
     .no_store()
 }
 
-pub async fn identity<S: Store>(ctx: &Ctx<'_, S>, req: &Request, org_id: &str, user_id: &str) -> Response {
+pub async fn identity<S: Store>(
+    ctx: &Ctx<'_, S>,
+    req: &Request,
+    org_id: &str,
+    user_id: &str,
+) -> Response {
     let b = match bearer(ctx, req).await {
         Ok(b) => b,
         Err(e) => return e.to_response(false),
     };
     // A token shows its own user's identity only.
     if b.org_id != org_id || b.user.user_id != user_id {
-        return Response::json(404, &serde_json::json!({"error": "Bad_Id", "error_description": "no such identity for this token"}));
+        return Response::json(
+            404,
+            &serde_json::json!({"error": "Bad_Id", "error_description": "no such identity for this token"}),
+        );
     }
     let u = &b.user;
     let (first, last) = u.name.rsplit_once(' ').unwrap_or(("", u.name.as_str()));

@@ -319,7 +319,9 @@ impl TokenStore for MemoryStore {
     async fn revoke_token(&self, hash: &SecretHash, now_s: u64) -> Result<(), StoreError> {
         let token = self.tokens.borrow().get(&hash.0).cloned();
         match token {
-            Some(t) if t.kind == TokenKind::Refresh => self.revoke_family(&t.family_id, now_s).await,
+            Some(t) if t.kind == TokenKind::Refresh => {
+                self.revoke_family(&t.family_id, now_s).await
+            }
             Some(_) => {
                 if let Some(t) = self.tokens.borrow_mut().get_mut(&hash.0) {
                     t.state = TokenState::Revoked;

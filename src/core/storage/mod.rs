@@ -42,8 +42,11 @@ pub trait AppStore {
     async fn list_apps(&self) -> Result<Vec<App>, StoreError>;
     /// Replaces name, callback URLs, scopes and policy. `false` when the app does not exist.
     async fn update_app(&self, app: &App) -> Result<bool, StoreError>;
-    async fn rotate_app_secret(&self, client_id: &str, hash: &SecretHash)
-        -> Result<bool, StoreError>;
+    async fn rotate_app_secret(
+        &self,
+        client_id: &str,
+        hash: &SecretHash,
+    ) -> Result<bool, StoreError>;
     /// Whether any app lists `origin` in `allowed_origins` (CORS).
     async fn origin_allowed(&self, origin: &str) -> Result<bool, StoreError>;
     /// Deletes the app, its user grants, and revokes every token issued to it.
@@ -104,8 +107,10 @@ pub trait InteractionStore {
         id_hash: &SecretHash,
         interaction: &Interaction,
     ) -> Result<(), StoreError>;
-    async fn get_interaction(&self, id_hash: &SecretHash)
-        -> Result<Option<Interaction>, StoreError>;
+    async fn get_interaction(
+        &self,
+        id_hash: &SecretHash,
+    ) -> Result<Option<Interaction>, StoreError>;
     async fn delete_interaction(&self, id_hash: &SecretHash) -> Result<(), StoreError>;
 }
 

@@ -11,7 +11,11 @@ use crate::core::router::org_settings;
 use crate::core::secret::Secret;
 use crate::core::storage::{Family, Issue, Redemption, Store};
 
-pub async fn exchange<S: Store>(ctx: &Ctx<'_, S>, req: &Request, params: &Params) -> Result<Response, OAuthError> {
+pub async fn exchange<S: Store>(
+    ctx: &Ctx<'_, S>,
+    req: &Request,
+    params: &Params,
+) -> Result<Response, OAuthError> {
     let code = Secret::new(
         params
             .get("code")?
@@ -28,23 +32,32 @@ pub async fn exchange<S: Store>(ctx: &Ctx<'_, S>, req: &Request, params: &Params
     // 2. RFC 6749 §3.2.1: confidential clients authenticate; a public client (the app does not
     //    require the secret) may go without, but only with PKCE. (An unknown code fails below
     //    with invalid_grant whoever the client is.)
-    let client = authenticate(ctx, creds, |app| app.policy.secret_required_web_server || !has_pkce).await?;
+    let client = authenticate(ctx, creds, |app| {
+        app.policy.secret_required_web_server || !has_pkce
+    })
+    .await?;
     let now = ctx.now_s();
     let grant = grant
         .filter(|g| g.expires_at_s > now)
         .ok_or_else(|| OAuthError::invalid_grant(sf::EXPIRED_CODE))?;
     // 3. §4.1.3: the code was issued to this client...
     if grant.client_id != client.app.client_id {
-        return Err(OAuthError::invalid_grant("authorization code was issued to another client"));
+        return Err(OAuthError::invalid_grant(
+            "authorization code was issued to another client",
+        ));
     }
     // 4. ...for this redirect URI (Salesforce reports this as redirect_uri_mismatch).
     if redirect_uri != Some(grant.redirect_uri.as_str()) {
-        return Err(OAuthError::new(ErrorCode::RedirectUriMismatch, sf::REDIRECT_MISMATCH));
+        return Err(OAuthError::new(
+            ErrorCode::RedirectUriMismatch,
+            sf::REDIRECT_MISMATCH,
+        ));
     }
     // 5. RFC 7636 §4.6, and the app/org PKCE requirement (in case it was switched on since).
     pkce::verify(grant.code_challenge.as_deref(), verifier)?;
     let settings = org_settings(ctx).await?;
-    if (client.app.policy.pkce_required || settings.require_pkce) && grant.code_challenge.is_none() {
+    if (client.app.policy.pkce_required || settings.require_pkce) && grant.code_challenge.is_none()
+    {
         return Err(OAuthError::invalid_grant("code_challenge required"));
     }
     let user = ctx
