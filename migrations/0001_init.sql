@@ -22,7 +22,7 @@ CREATE TABLE apps (
 
 CREATE TABLE users (
   user_id TEXT PRIMARY KEY,
-  username TEXT NOT NULL UNIQUE,
+  username TEXT NOT NULL UNIQUE COLLATE NOCASE,  -- case-insensitive, as Salesforce usernames
   password_hash TEXT NOT NULL,  -- PHC string: $argon2id$v=19$m=…,t=…,p=…$salt$hash
   email TEXT NOT NULL,
   name TEXT NOT NULL,

@@ -29,7 +29,8 @@ async function timed(fn) {
 try {
   const redirect = 'http://127.0.0.1:9/cb';
   const app = (await w.admin('POST', '/admin/apps', { name: 'Bench', callback_urls: [redirect], scopes: ['api', 'refresh_token', 'openid', 'profile'] })).json;
-  await w.admin('POST', '/admin/users', { username: 'bench', password: 'bench-password', email: 'b@example.com', name: 'Bench' });
+  // One user per iteration: logins are throttled per username (RL_LOGIN, 10 per minute).
+  for (let i = 0; i <= N; i++) await w.admin('POST', '/admin/users', { username: `bench-${i}`, password: 'bench-password', email: 'b@example.com', name: 'Bench' });
   const base = { response_type: 'code', client_id: app.client_id, redirect_uri: redirect };
   const get = (path, headers = {}) => fetch(w.baseUrl + path, { headers, redirect: 'manual' });
   const trips = (r) => r.headers.get('x-storage-round-trips');
@@ -51,7 +52,7 @@ try {
     let [ms, r] = await timed(() => get(`/services/oauth2/authorize?${q}`, { cookie: jar.header() }));
     jar.store(r); let html = await r.text(); pages.authorize.push(ms); rts.authorize = trips(r);
     const post = (fields) => fetch(`${w.baseUrl}/services/oauth2/authorize`, { method: 'POST', redirect: 'manual', headers: { cookie: jar.header(), 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams(fields) });
-    [ms, r] = await timed(() => post({ ...formFields(html), username: 'bench', password: 'bench-password', login: '1' }));
+    [ms, r] = await timed(() => post({ ...formFields(html), username: `bench-${i}`, password: 'bench-password', login: '1' }));
     jar.store(r); html = await r.text(); pages.login.push(ms); rts.login = trips(r);
     if (html.includes('name="approve"')) {
       [ms, r] = await timed(() => post({ ...formFields(html), approve: '1' }));
@@ -81,7 +82,7 @@ try {
     stats(name, samples, rt);
   }
   // 20 concurrent userinfo calls, wall time.
-  const fresh = (await tokenRequest(w.baseUrl, { grant_type: 'authorization_code', ...(await (async () => { const { challenge, verifier } = pkcePair(); const a = await authorize(w.baseUrl, { ...base, code_challenge: challenge }, { username: 'bench', password: 'bench-password' }); return { code: a.code, code_verifier: verifier }; })()), redirect_uri: redirect, client_id: app.client_id, client_secret: app.client_secret })).json;
+  const fresh = (await tokenRequest(w.baseUrl, { grant_type: 'authorization_code', ...(await (async () => { const { challenge, verifier } = pkcePair(); const a = await authorize(w.baseUrl, { ...base, code_challenge: challenge }, { username: `bench-${N}`, password: 'bench-password' }); return { code: a.code, code_verifier: verifier }; })()), redirect_uri: redirect, client_id: app.client_id, client_secret: app.client_secret })).json;
   const [wall] = await timed(() => Promise.all(Array.from({ length: 20 }, () => fetch(`${w.baseUrl}/services/oauth2/userinfo`, { headers: { authorization: `Bearer ${fresh.access_token}` } }).then((r) => r.text()))));
   console.table(results);
   console.log(`20 concurrent userinfo requests: ${wall.toFixed(1)} ms wall`);

@@ -7,13 +7,18 @@ use std::future::Future;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use wasm_bindgen::JsValue;
-use worker::{D1Database, D1PreparedStatement, D1Result, Env, KvStore};
+use worker::{D1Database, D1PreparedStatement, D1Result, Env, KvStore, RateLimiter};
+
+use crate::core::storage::{Limit, RateLimiter as Throttle};
 
 use crate::core::storage::StoreError;
 
 pub struct EdgeStore {
     pub kv: KvStore,
     pub db: D1Database,
+    /// `RL_LOGIN` and `RL_CLIENT` bindings; absent bindings throttle nothing.
+    login_limiter: Option<RateLimiter>,
+    client_limiter: Option<RateLimiter>,
     kv_trips: Cell<u32>,
     d1_trips: Cell<u32>,
 }
@@ -50,6 +55,8 @@ impl EdgeStore {
         Ok(Self {
             kv: env.kv("KV")?,
             db: env.d1("DB")?,
+            login_limiter: env.rate_limiter("RL_LOGIN").ok(),
+            client_limiter: env.rate_limiter("RL_CLIENT").ok(),
             kv_trips: Cell::new(0),
             d1_trips: Cell::new(0),
         })
@@ -147,4 +154,17 @@ pub fn changes(result: &D1Result) -> usize {
         .flatten()
         .and_then(|m| m.changes)
         .unwrap_or(0)
+}
+
+impl Throttle for EdgeStore {
+    async fn allow(&self, limit: Limit, key: &str) -> Result<bool, StoreError> {
+        let limiter = match limit {
+            Limit::Login => &self.login_limiter,
+            Limit::Client => &self.client_limiter,
+        };
+        match limiter {
+            Some(l) => Ok(l.limit(key.to_owned()).await.map_err(backend)?.success),
+            None => Ok(true),
+        }
+    }
 }

@@ -55,6 +55,8 @@ export async function authorize(baseUrl, params, { username, password, jar = new
     const html = await r.text();
     if (r.status >= 400 && !html.includes('name="login"')) return { status: r.status, body: html, pages, jar };
     if (html.includes('name="password"')) {
+      // The login page again after our login POST: the credentials were refused (or throttled).
+      if (pages.includes('login')) return { status: r.status, body: html, pages, jar };
       pages.push('login');
       r = await post({ ...formFields(html), username, password, login: '1' });
     } else if (html.includes('name="approve"')) {

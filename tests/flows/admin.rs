@@ -148,3 +148,14 @@ fn settings_start_at_contract_defaults() {
         400
     );
 }
+
+#[test]
+fn usernames_are_case_insensitive_for_uniqueness_and_login() {
+    let s = Server::new();
+    s.user("Ada@Example.com");
+    let dup = s.admin(Method::Post, "/admin/users", json!({"username": "ada@example.COM", "password": PASSWORD, "email": "a@example.com", "name": "A"}));
+    assert_eq!(dup.status, 400);
+    let app = s.app(json!({}));
+    let code = s.code_for(&app, "ADA@example.com", &[]);
+    assert_eq!(s.exchange(&app, &code, None).status, 200);
+}

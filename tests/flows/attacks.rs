@@ -349,3 +349,36 @@ fn redirectable_errors_carry_state_and_iss() {
     );
     assert_eq!(r.query("error").as_deref(), Some("invalid_scope"));
 }
+
+#[test]
+fn password_guessing_is_throttled_per_username_before_any_hashing() {
+    use edge_oauth::core::storage::memory::MEMORY_LOGIN_LIMIT;
+    let s = Server::new();
+    let app = s.app(json!({}));
+    s.user("alice");
+    let b = Browser::default();
+    let page = b.get(&s, &authorize_target(&app, CALLBACK, &[]));
+    let h = hidden(&page.body);
+    let attempt = |password: &str| {
+        b.post_form(
+            &s,
+            &[
+                ("interaction", &h["interaction"]),
+                ("csrf_token", &h["csrf_token"]),
+                ("username", "Alice"),
+                ("password", password),
+                ("login", "1"),
+            ],
+        )
+    };
+    for _ in 0..MEMORY_LOGIN_LIMIT {
+        assert_eq!(attempt("guess-guess").status, 401);
+    }
+    let r = attempt(PASSWORD);
+    assert_eq!(
+        r.status, 429,
+        "the right password is refused too once throttled"
+    );
+    assert!(r.body.contains("Too many attempts"));
+    assert!(!b.cookies.borrow().contains_key("eo_sid"));
+}

@@ -9,7 +9,7 @@ use crate::core::config::Ctx;
 use crate::core::http::{Params, Request};
 use crate::core::model::App;
 use crate::core::secret::Secret;
-use crate::core::storage::Store;
+use crate::core::storage::{Limit, Store};
 
 /// Who the caller says it is, before we check it.
 pub struct ClientCredentials {
@@ -103,6 +103,13 @@ pub async fn authenticate<S: Store>(
     // RFC 6749 §5.2: `invalid_client` when no client authentication is included.
     let creds =
         creds.ok_or_else(|| OAuthError::new(ErrorCode::InvalidClient, "client_id required"))?;
+    // Cheap rejection before any lookup or hashing (security checklist §G, 148).
+    if !ctx.store.allow(Limit::Client, &creds.client_id).await? {
+        return Err(OAuthError::new(
+            ErrorCode::RateLimitExceeded,
+            "too many requests for this client; retry later",
+        ));
+    }
     let app = ctx
         .store
         .get_app(&creds.client_id)

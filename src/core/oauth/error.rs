@@ -25,6 +25,7 @@ pub enum ErrorCode {
     LoginRequired,
     ConsentRequired,
     InvalidToken,
+    RateLimitExceeded,
     ServerError,
 }
 
@@ -46,6 +47,7 @@ impl ErrorCode {
             Self::LoginRequired => "login_required",
             Self::ConsentRequired => "consent_required",
             Self::InvalidToken => "invalid_token",
+            Self::RateLimitExceeded => "rate_limit_exceeded",
             Self::ServerError => "server_error",
         }
     }
@@ -97,6 +99,7 @@ impl OAuthError {
     pub fn status(&self) -> u16 {
         match self.code {
             ErrorCode::InvalidClient | ErrorCode::InvalidToken => 401,
+            ErrorCode::RateLimitExceeded => 429,
             ErrorCode::ServerError => 500,
             _ => 400,
         }
@@ -146,6 +149,8 @@ impl OAuthError {
                     self.description
                 ),
             ),
+            // The bindings count per 60-second period.
+            ErrorCode::RateLimitExceeded => resp.with_header("retry-after", "60"),
             _ => resp,
         }
     }

@@ -10,7 +10,7 @@ use crate::core::http::{cookie, Request, Response};
 use crate::core::model::{App, User};
 use crate::core::password;
 use crate::core::secret::Secret;
-use crate::core::storage::{Interaction, Session, Store, StoreError};
+use crate::core::storage::{Interaction, Limit, Session, Store, StoreError};
 
 /// Browser cookie the CSRF token is bound to (double submit: form token + cookie).
 pub const BROWSER_COOKIE: &str = "eo_bid";
@@ -136,12 +136,26 @@ async fn handle_post<S: Store>(ctx: &Ctx<'_, S>, req: &Request) -> Result<Respon
     if params.get("login").map_err(page)?.is_some() {
         let username = params.get("username").map_err(page)?.unwrap_or_default();
         let password = params.get("password").map_err(page)?.unwrap_or_default();
+        let form = pages::Form {
+            interaction: id.expose(),
+            csrf: csrf.expose(),
+        };
+        // Throttle before the Argon2 work, per username and per client IP.
+        if !login_allowed(ctx, req, username).await? {
+            return Ok(pages::login(
+                &app,
+                &areq,
+                &form,
+                Some((pages::Notice::Throttled, username)),
+            ));
+        }
         let Some(user) = check_login(ctx, username, password).await? else {
-            let form = pages::Form {
-                interaction: id.expose(),
-                csrf: csrf.expose(),
-            };
-            return Ok(pages::login(&app, &areq, &form, Some(username)));
+            return Ok(pages::login(
+                &app,
+                &areq,
+                &form,
+                Some((pages::Notice::WrongPassword, username)),
+            ));
         };
         let now = ctx.now_s();
         let sid = Secret::random_base62(ctx.rng, 43);
@@ -175,6 +189,29 @@ async fn handle_post<S: Store>(ctx: &Ctx<'_, S>, req: &Request) -> Result<Respon
         .record_approval(&app.client_id, user_id, &areq.scopes)
         .await?;
     authorize::issue_code(ctx, &areq, user_id, auth_time).await
+}
+
+/// Counts a login attempt against the username and, where Cloudflare tells it, the client IP.
+async fn login_allowed<S: Store>(
+    ctx: &Ctx<'_, S>,
+    req: &Request,
+    username: &str,
+) -> Result<bool, StoreError> {
+    let by_user = ctx
+        .store
+        .allow(Limit::Login, &format!("user:{}", username.to_lowercase()))
+        .await?;
+    // Loopback is local development (workerd reports 127.0.0.1); Cloudflare never does.
+    let by_ip = match req.header("cf-connecting-ip") {
+        Some(ip) if !is_loopback(ip) => ctx.store.allow(Limit::Login, &format!("ip:{ip}")).await?,
+        _ => true,
+    };
+    Ok(by_user && by_ip)
+}
+
+fn is_loopback(ip: &str) -> bool {
+    ip.parse::<std::net::IpAddr>()
+        .is_ok_and(|a| a.is_loopback())
 }
 
 /// The user for these credentials, if they are right and the user is active. Unknown users cost

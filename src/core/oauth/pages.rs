@@ -64,17 +64,33 @@ fn hidden(form: &Form<'_>) -> String {
     )
 }
 
+/// Why the login page is shown again.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Notice {
+    WrongPassword,
+    Throttled,
+}
+
 pub fn login(
     app: &App,
     areq: &AuthorizationRequest,
     form: &Form<'_>,
-    failed_as: Option<&str>,
+    again: Option<(Notice, &str)>,
 ) -> Response {
-    let username = failed_as.or(areq.login_hint.as_deref()).unwrap_or_default();
-    let error = if failed_as.is_some() {
-        r#"<p class="error" role="alert">Wrong username or password.</p>"#
-    } else {
-        ""
+    let username = again
+        .map(|(_, u)| u)
+        .or(areq.login_hint.as_deref())
+        .unwrap_or_default();
+    let (error, status) = match again {
+        None => ("", 200),
+        Some((Notice::WrongPassword, _)) => (
+            r#"<p class="error" role="alert">Wrong username or password.</p>"#,
+            401,
+        ),
+        Some((Notice::Throttled, _)) => (
+            r#"<p class="error" role="alert">Too many attempts. Wait a minute and try again.</p>"#,
+            429,
+        ),
     };
     let body = format!(
         r#"<h1>Log in to {app}</h1>{error}
@@ -87,7 +103,6 @@ pub fn login(
         hidden = hidden(form),
         username = escape(username),
     );
-    let status = if failed_as.is_some() { 401 } else { 200 };
     Response::html(
         status,
         layout("Log in", &body),

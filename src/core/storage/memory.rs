@@ -22,7 +22,12 @@ pub struct MemoryStore {
     rotated: RefCell<HashSet<String>>,
     families: RefCell<HashMap<String, Family>>,
     tokens: RefCell<HashMap<String, TokenRecord>>,
+    attempts: RefCell<HashMap<(Limit, String), u32>>,
 }
+
+/// Attempts allowed per key over a store's lifetime (the bindings reset per period instead).
+pub const MEMORY_LOGIN_LIMIT: u32 = 10;
+const MEMORY_CLIENT_LIMIT: u32 = 1000;
 
 impl MemoryStore {
     pub fn new() -> Self {
@@ -127,7 +132,10 @@ impl AppStore for MemoryStore {
 impl UserStore for MemoryStore {
     async fn create_user(&self, user: &User) -> Result<(), StoreError> {
         let mut users = self.users.borrow_mut();
-        if users.values().any(|u| u.username == user.username) {
+        if users
+            .values()
+            .any(|u| u.username.eq_ignore_ascii_case(&user.username))
+        {
             return Err(StoreError::Conflict("username already exists".into()));
         }
         users.insert(user.user_id.clone(), user.clone());
@@ -141,7 +149,7 @@ impl UserStore for MemoryStore {
             .users
             .borrow()
             .values()
-            .find(|u| u.username == username)
+            .find(|u| u.username.eq_ignore_ascii_case(username))
             .cloned())
     }
     async fn list_users(&self) -> Result<Vec<User>, StoreError> {
@@ -330,5 +338,18 @@ impl TokenStore for MemoryStore {
             }
             None => Ok(()),
         }
+    }
+}
+
+impl RateLimiter for MemoryStore {
+    async fn allow(&self, limit: Limit, key: &str) -> Result<bool, StoreError> {
+        let mut attempts = self.attempts.borrow_mut();
+        let n = attempts.entry((limit, key.to_owned())).or_default();
+        *n += 1;
+        Ok(*n
+            <= match limit {
+                Limit::Login => MEMORY_LOGIN_LIMIT,
+                Limit::Client => MEMORY_CLIENT_LIMIT,
+            })
     }
 }

@@ -146,6 +146,22 @@ pub trait TokenStore {
     async fn revoke_token(&self, hash: &SecretHash, now_s: u64) -> Result<(), StoreError>;
 }
 
+/// Which throttle an attempt counts against.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Limit {
+    /// Login attempts, keyed per username and per client IP.
+    Login,
+    /// Token and introspection requests, keyed per client.
+    Client,
+}
+
+/// Throttling (Workers rate-limit bindings). The bindings are per location and permissive, so
+/// they slow guessing down rather than lock accounts (security checklist §G).
+pub trait RateLimiter {
+    /// Counts one attempt under `key`; `false` once the limit is exceeded.
+    async fn allow(&self, limit: Limit, key: &str) -> Result<bool, StoreError>;
+}
+
 /// Everything the handlers need, in one bound.
 pub trait Store:
     SettingsStore
@@ -157,6 +173,7 @@ pub trait Store:
     + SessionStore
     + InteractionStore
     + TokenStore
+    + RateLimiter
 {
 }
 
@@ -170,5 +187,6 @@ impl<T> Store for T where
         + SessionStore
         + InteractionStore
         + TokenStore
+        + RateLimiter
 {
 }
