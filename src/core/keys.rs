@@ -102,7 +102,16 @@ impl SigningKey {
 
     /// A compact JWS over `claims` (which carry their own `iat`/`exp`), with `kid` and `typ`.
     pub fn sign(&self, claims: &impl Serialize) -> Result<String, KeyError> {
-        let header = Header::empty()
+        self.sign_with_header(claims, &serde_json::Map::new())
+    }
+
+    /// As [`SigningKey::sign`], with extra header fields.
+    pub fn sign_with_header(
+        &self,
+        claims: &impl Serialize,
+        extra_header: &serde_json::Map<String, serde_json::Value>,
+    ) -> Result<String, KeyError> {
+        let header = Header::new(extra_header)
             .with_key_id(self.kid.clone())
             .with_token_type("JWT");
         Rsa::rs256()

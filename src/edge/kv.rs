@@ -49,7 +49,4 @@ impl InteractionStore for EdgeStore {
     ) -> Result<Option<Interaction>, StoreError> {
         self.kv_get(&format!("interaction:{}", id_hash.0)).await
     }
-    async fn delete_interaction(&self, id_hash: &SecretHash) -> Result<(), StoreError> {
-        self.kv_delete(&format!("interaction:{}", id_hash.0)).await
-    }
 }

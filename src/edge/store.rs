@@ -141,10 +141,6 @@ impl EdgeStore {
         self.kv_call(put.expiration_ttl(ttl_s.max(60)).execute())
             .await
     }
-
-    pub async fn kv_delete(&self, key: &str) -> Result<(), StoreError> {
-        self.kv_call(self.kv.delete(key)).await
-    }
 }
 
 pub fn changes(result: &D1Result) -> usize {

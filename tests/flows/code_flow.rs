@@ -401,3 +401,101 @@ fn zero_refresh_policy_issues_no_refresh_token() {
         .get("refresh_token")
         .is_none());
 }
+
+#[test]
+fn jwt_access_tokens_are_signed_typ_jwt_and_still_revocable() {
+    let s = Server::new();
+    let app = s.app(json!({"jwt_access_tokens": true}));
+    let alice = s.user("alice");
+    let code = s.code_for(&app, "alice", &[]);
+    let j = s.exchange(&app, &code, None).json();
+    assert_eq!(j["token_format"], "jwt");
+    let at = j["access_token"].as_str().unwrap();
+    use base64::Engine;
+    let header: Value = serde_json::from_slice(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(at.split('.').next().unwrap())
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        header["typ"], "JWT",
+        "sfdx-core recognises typ:JWT access tokens"
+    );
+    assert_eq!(header["alg"], "RS256");
+    assert_eq!(header["tty"], "sfdc-core-token");
+    let c = claims(at);
+    assert_eq!(c["client_id"], app.client_id);
+    assert_eq!(
+        c["scp"],
+        json!(["api", "refresh_token", "openid", "profile", "email"])
+    );
+    assert!(c["sub"].as_str().unwrap().ends_with(&alice));
+    assert_eq!(c["exp"], 1_800_007_200u64);
+    assert_eq!(s.userinfo(at).status, 200);
+    let r = s.send(
+        Method::Post,
+        "/services/oauth2/revoke",
+        &[("content-type", "application/x-www-form-urlencoded")],
+        &form(&[("token", at)]),
+    );
+    assert_eq!(r.status, 200);
+    assert_eq!(
+        s.userinfo(at).status,
+        401,
+        "a JWT access token is revocable: it is checked in D1 too"
+    );
+}
+
+#[test]
+fn immediate_true_fails_with_immediate_unsuccessful_when_the_user_is_needed() {
+    let s = Server::new();
+    let app = s.app(json!({}));
+    s.user("alice");
+    let mut b = Browser::default();
+    let target = format!(
+        "/services/oauth2/authorize?{}",
+        form(&[
+            ("response_type", "code"),
+            ("client_id", &app.client_id),
+            ("redirect_uri", CALLBACK),
+            ("immediate", "true"),
+            ("state", "i")
+        ])
+    );
+    let r = b.get(&s, &target);
+    assert_eq!(r.query("error").as_deref(), Some("immediate_unsuccessful"));
+    assert_eq!(r.query("state").as_deref(), Some("i"));
+    b.authorize(&s, &app, &[], Some(("alice", PASSWORD)), true);
+    let r = b.get(&s, &target);
+    assert!(
+        r.query("code").is_some(),
+        "logged in and approved: immediate succeeds"
+    );
+}
+
+#[test]
+fn approvals_accumulate_across_scope_sets() {
+    let s = Server::new();
+    let app = s.app(json!({}));
+    s.user("alice");
+    let mut b = Browser::default();
+    b.authorize(
+        &s,
+        &app,
+        &[("scope", "api")],
+        Some(("alice", PASSWORD)),
+        true,
+    );
+    b.pages.clear();
+    b.authorize(&s, &app, &[("scope", "openid")], None, true);
+    assert_eq!(b.pages, ["consent"], "a new scope needs consent");
+    b.pages.clear();
+    let r = b.authorize(&s, &app, &[("scope", "api openid")], None, true);
+    assert!(
+        b.pages.is_empty(),
+        "both were approved, one at a time: {:?}",
+        b.pages
+    );
+    assert!(r.query("code").is_some());
+}

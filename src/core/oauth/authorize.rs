@@ -37,6 +37,20 @@ pub struct Prompt {
     pub login: bool,
     pub consent: bool,
     pub none: bool,
+    /// Salesforce's `immediate=true`: `prompt=none` that fails with `immediate_unsuccessful`.
+    #[serde(default)]
+    pub immediate: bool,
+}
+
+impl Prompt {
+    /// The error for a silent request (`prompt=none`/`immediate=true`) that needs the user.
+    fn silent_failure(&self, code: ErrorCode, description: &'static str) -> OAuthError {
+        if self.immediate {
+            OAuthError::new(ErrorCode::ImmediateUnsuccessful, "immediate unsuccessful")
+        } else {
+            OAuthError::new(code, description)
+        }
+    }
 }
 
 /// A validated authorization request.
@@ -124,10 +138,10 @@ async fn handle_get<S: Store>(ctx: &Ctx<'_, S>, req: &Request) -> Result<Respons
     let user = match session {
         Some((user, auth_time)) if !needs_login(ctx, &areq, auth_time) => Some((user, auth_time)),
         _ if areq.prompt.none => {
-            return Err(Failure::Redirect(
-                Box::new(areq),
-                OAuthError::new(ErrorCode::LoginRequired, "user is not logged in"),
-            ))
+            let e = areq
+                .prompt
+                .silent_failure(ErrorCode::LoginRequired, "user is not logged in");
+            return Err(Failure::Redirect(Box::new(areq), e));
         }
         _ => None,
     };
@@ -242,10 +256,24 @@ fn parse_rest(
             }
         }
         // OIDC Core §3.1.2.1: `none` with any other value is an error.
+        // (`immediate=true` is checked below, after `prompt`.)
         if areq.prompt.none && (areq.prompt.login || areq.prompt.consent) {
             return Err(OAuthError::invalid_request(
                 "prompt=none cannot be combined",
             ));
+        }
+    }
+    // salesforce-reference.md §1.1: `immediate=true` skips approval when possible, else fails.
+    match params.get("immediate")? {
+        Some("true") => {
+            areq.prompt.none = true;
+            areq.prompt.immediate = true;
+        }
+        Some("false") | None => {}
+        Some(_) => {
+            return Err(OAuthError::invalid_request(
+                "immediate must be true or false",
+            ))
         }
     }
     Ok(())
@@ -290,19 +318,25 @@ pub async fn proceed<S: Store>(
         // Pre-authorized users skip the consent page (salesforce-reference.md §1.1).
         return issue_code(ctx, &areq, &user.user_id, auth_time_s).await;
     }
-    let approved = grant
-        .approved_scopes
-        .is_some_and(|s| areq.scopes.iter().all(|x| s.contains(x)));
-    if approved && !areq.prompt.consent {
+    let approved = grant.approved_scopes.unwrap_or_default();
+    if areq.scopes.iter().all(|x| approved.contains(x))
+        && !approved.is_empty()
+        && !areq.prompt.consent
+    {
         return issue_code(ctx, &areq, &user.user_id, auth_time_s).await;
     }
     if areq.prompt.none {
-        return Err(Failure::Redirect(
-            Box::new(areq),
-            OAuthError::new(ErrorCode::ConsentRequired, "user has not approved this app"),
-        ));
+        let e = areq
+            .prompt
+            .silent_failure(ErrorCode::ConsentRequired, "user has not approved this app");
+        return Err(Failure::Redirect(Box::new(areq), e));
     }
-    interaction::start(ctx, req, app, areq, Some((user, auth_time_s))).await
+    let logged_in = interaction::LoggedIn {
+        user,
+        auth_time_s,
+        approved_scopes: approved,
+    };
+    interaction::start(ctx, req, app, areq, Some(logged_in)).await
 }
 
 /// RFC 6749 §4.1.2: a code of 256 bits, stored hashed in KV for 15 minutes and bound to client,

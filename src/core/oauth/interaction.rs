@@ -41,12 +41,20 @@ pub async fn current_session<S: Store>(
 }
 
 /// Stores the pending request and shows the login page (no user yet) or the consent page.
+/// A logged-in user on their way to the consent page.
+pub struct LoggedIn<'a> {
+    pub user: &'a User,
+    pub auth_time_s: u64,
+    /// What they approved for this app before; a new approval adds to it.
+    pub approved_scopes: Vec<String>,
+}
+
 pub async fn start<S: Store>(
     ctx: &Ctx<'_, S>,
     req: &Request,
     app: &App,
     areq: AuthorizationRequest,
-    user: Option<(&User, u64)>,
+    user: Option<LoggedIn<'_>>,
 ) -> Result<Response, Failure> {
     let (browser, new_browser) = match req.cookie(BROWSER_COOKIE) {
         Some(b) if b.len() >= 43 => (Secret::new(b), false),
@@ -58,8 +66,12 @@ pub async fn start<S: Store>(
         request: areq,
         csrf_hash: csrf.hash(),
         browser_hash: browser.hash(),
-        user_id: user.map(|(u, _)| u.user_id.clone()),
-        auth_time_s: user.map(|(_, t)| t),
+        user_id: user.as_ref().map(|u| u.user.user_id.clone()),
+        auth_time_s: user.as_ref().map(|u| u.auth_time_s),
+        approved_scopes: user
+            .as_ref()
+            .map(|u| u.approved_scopes.clone())
+            .unwrap_or_default(),
         expires_at_s: ctx.now_s() + INTERACTION_TTL_S,
     };
     ctx.store.put_interaction(&id.hash(), &record).await?;
@@ -69,7 +81,7 @@ pub async fn start<S: Store>(
     };
     let resp = match user {
         None => pages::login(app, &record.request, &form, None),
-        Some((u, _)) => pages::consent(app, u, &record.request, &form),
+        Some(u) => pages::consent(app, u.user, &record.request, &form),
     };
     Ok(if new_browser {
         resp.with_header(
@@ -185,8 +197,16 @@ async fn handle_post<S: Store>(ctx: &Ctx<'_, S>, req: &Request) -> Result<Respon
     }
     // The consent form was rendered for this user in this browser (CSRF token + browser cookie).
     let auth_time = record.auth_time_s.unwrap_or_else(|| ctx.now_s());
+    // Remembered approvals accumulate: approving more scopes keeps the earlier ones.
+    let mut scopes = record.approved_scopes.clone();
+    scopes.extend(
+        areq.scopes
+            .iter()
+            .filter(|s| !record.approved_scopes.contains(s))
+            .cloned(),
+    );
     ctx.store
-        .record_approval(&app.client_id, user_id, &areq.scopes)
+        .record_approval(&app.client_id, user_id, &scopes)
         .await?;
     authorize::issue_code(ctx, &areq, user_id, auth_time).await
 }

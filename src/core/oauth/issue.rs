@@ -34,16 +34,21 @@ pub fn refresh_allowed(app: &App, scopes: &ScopeSet) -> bool {
 pub fn mint<S: Store>(
     ctx: &Ctx<'_, S>,
     org_id: &str,
+    user_id: &str,
     family_id: &str,
     app: &App,
     scopes: &ScopeSet,
     with_refresh: bool,
-) -> Minted {
+) -> Result<Minted, OAuthError> {
     let now = ctx.now_s();
-    let access = Secret::new(format!(
-        "{org_id}!{}",
-        Secret::random_base62(ctx.rng, 43).expose()
-    ));
+    let access = if app.policy.jwt_access_tokens {
+        jwt_access_token(ctx, org_id, user_id, app, scopes)?
+    } else {
+        Secret::new(format!(
+            "{org_id}!{}",
+            Secret::random_base62(ctx.rng, 43).expose()
+        ))
+    };
     let record = |secret: &Secret, kind, expires_at_s| TokenRecord {
         hash: secret.hash(),
         family_id: family_id.to_owned(),
@@ -63,11 +68,49 @@ pub fn mint<S: Store>(
         // Refresh expiry follows the app's policy at presentation time (§3), not a stored date.
         records.push(record(r, TokenKind::Refresh, None));
     }
-    Minted {
+    Ok(Minted {
         access,
         refresh,
         records,
-    }
+    })
+}
+
+/// A JWT access token (the app's `jwt_access_tokens`; salesforce-reference.md §0.7): RS256 with
+/// `typ: JWT` (the shape sfdx-core recognises), Salesforce's `tty`/`tnk`/`ver` header fields,
+/// and `aud`, `exp`, `iss`, `nbf`, `sub`, `scp`, `client_id` as the Mobile SDK reads them. It is
+/// stored hashed and checked like an opaque token, so revocation applies to it too; `jti` makes
+/// each one unique.
+fn jwt_access_token<S: Store>(
+    ctx: &Ctx<'_, S>,
+    org_id: &str,
+    user_id: &str,
+    app: &App,
+    scopes: &ScopeSet,
+) -> Result<Secret, OAuthError> {
+    let now = ctx.now_s();
+    let claims = serde_json::json!({
+        "iss": ctx.issuer,
+        "sub": identity_url(ctx, org_id, user_id),
+        "aud": [ctx.issuer, app.client_id],
+        "client_id": app.client_id,
+        "scp": scopes.as_slice(),
+        "iat": now,
+        "nbf": now,
+        "exp": now + app.policy.access_token_ttl_s,
+        "jti": Secret::random_base62(ctx.rng, 22).expose(),
+    });
+    let mut header = serde_json::Map::new();
+    header.insert("tty".into(), "sfdc-core-token".into());
+    header.insert("tnk".into(), org_id.into());
+    header.insert("ver".into(), "1.0".into());
+    let key = ctx
+        .config
+        .keys
+        .active()
+        .ok_or_else(OAuthError::server_error)?;
+    key.sign_with_header(&claims, &header)
+        .map(Secret::new)
+        .map_err(|_| OAuthError::server_error())
 }
 
 #[derive(Serialize)]
@@ -170,6 +213,9 @@ pub fn token_response<S: Store>(
     }
     if grant.scopes.contains("openid") {
         fields.push(("id_token", id_token(ctx, grant, &minted.access, &id_url)?));
+    }
+    if grant.app.policy.jwt_access_tokens {
+        fields.push(("token_format", "jwt".into()));
     }
     let ttl = grant.app.policy.access_token_ttl_s;
     let resp = if urlencoded {

@@ -55,8 +55,7 @@ async fn bearer<S: Store>(ctx: &Ctx<'_, S>, req: &Request) -> Result<Bearer, OAu
         .await?
         .filter(|u| u.active)
         .ok_or_else(|| invalid_token("user is inactive"))?;
-    // Access tokens are `{org_id}!{random}`; the prefix was part of what we hashed and matched.
-    let org_id = token.split('!').next().unwrap_or_default().to_owned();
+    let org_id = crate::core::router::org_id(ctx).await?;
     Ok(Bearer { user, org_id })
 }
 

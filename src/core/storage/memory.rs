@@ -264,10 +264,6 @@ impl InteractionStore for MemoryStore {
     ) -> Result<Option<Interaction>, StoreError> {
         Ok(self.interactions.borrow().get(&id_hash.0).cloned())
     }
-    async fn delete_interaction(&self, id_hash: &SecretHash) -> Result<(), StoreError> {
-        self.interactions.borrow_mut().remove(&id_hash.0);
-        Ok(())
-    }
 }
 
 impl TokenStore for MemoryStore {

@@ -111,7 +111,6 @@ pub trait InteractionStore {
         &self,
         id_hash: &SecretHash,
     ) -> Result<Option<Interaction>, StoreError>;
-    async fn delete_interaction(&self, id_hash: &SecretHash) -> Result<(), StoreError>;
 }
 
 /// Token families (one per authorization) and their access/refresh tokens (D1).

@@ -46,6 +46,9 @@ pub struct Interaction {
     /// Set once the user has logged in during this interaction.
     pub user_id: Option<String>,
     pub auth_time_s: Option<u64>,
+    /// Scopes the user approved for this app before (see `record_approval`).
+    #[serde(default)]
+    pub approved_scopes: Vec<String>,
     pub expires_at_s: u64,
 }
 

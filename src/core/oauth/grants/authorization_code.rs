@@ -72,11 +72,12 @@ pub async fn exchange<S: Store>(
     let minted = mint(
         ctx,
         &settings.org_id,
+        &user.user_id,
         &grant.family_id,
         &client.app,
         &scopes,
         refresh_allowed(&client.app, &scopes),
-    );
+    )?;
     let issue = Issue {
         family: Family {
             family_id: grant.family_id.clone(),

@@ -71,11 +71,12 @@ pub async fn refresh<S: Store>(
     let minted = mint(
         ctx,
         &org_id,
+        &user.user_id,
         &family.family_id,
         &client.app,
         &scopes,
         rotate,
-    );
+    )?;
     if rotate {
         let rotation = ctx
             .store
