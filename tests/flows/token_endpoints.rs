@@ -227,3 +227,44 @@ fn cors_is_answered_for_registered_origins_only() {
     );
     assert_eq!(disc.header("access-control-allow-origin"), Some("*"));
 }
+
+#[test]
+fn credentials_in_the_token_url_are_refused() {
+    let s = Server::new();
+    let app = s.app(json!({}));
+    s.user("alice");
+    let code = s.code_for(&app, "alice", &[]);
+    let r = s.send(
+        Method::Post,
+        &format!(
+            "/services/oauth2/token?{}",
+            form(&[("client_secret", &app.secret)])
+        ),
+        &[("content-type", "application/x-www-form-urlencoded")],
+        &form(&[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("client_id", &app.client_id),
+            ("redirect_uri", CALLBACK),
+        ]),
+    );
+    assert_eq!(r.error(), "invalid_request");
+    assert!(r.json()["error_description"]
+        .as_str()
+        .unwrap()
+        .contains("client_secret"));
+    // Non-secret parameters in the query are merged (Android SDK appends `device_id`, some
+    // clients send `grant_type` there).
+    let r = s.send(
+        Method::Post,
+        "/services/oauth2/token?grant_type=authorization_code&device_id=abc",
+        &[("content-type", "application/x-www-form-urlencoded")],
+        &form(&[
+            ("code", &code),
+            ("client_id", &app.client_id),
+            ("client_secret", &app.secret),
+            ("redirect_uri", CALLBACK),
+        ]),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+}

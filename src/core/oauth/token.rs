@@ -7,11 +7,34 @@ use crate::core::config::Ctx;
 use crate::core::http::{Params, Request, Response};
 use crate::core::storage::Store;
 
+/// Parameters that are credentials: never accepted in a URL, where logs and proxies keep them
+/// (RFC 6749 §2.3.1, §3.2; security checklist T11).
+const BODY_ONLY: &[&str] = &[
+    "client_secret",
+    "code",
+    "code_verifier",
+    "refresh_token",
+    "password",
+    "assertion",
+    "client_assertion",
+];
+
 pub async fn post<S: Store>(ctx: &Ctx<'_, S>, req: &Request) -> Response {
+    let query = req.query_params();
+    if let Some((name, _)) = query
+        .pairs()
+        .iter()
+        .find(|(k, _)| BODY_ONLY.contains(&k.as_str()))
+    {
+        return OAuthError::invalid_request(format!(
+            "{name} must be sent in the request body, not the URL"
+        ))
+        .to_response(false);
+    }
     let params = match req.form_params() {
         // Some clients put parameters in the POST's query string (salesforce-reference.md §0.3);
         // the body wins where both carry one.
-        Ok(p) => p.merged_with(req.query_params()),
+        Ok(p) => p.merged_with(query),
         Err(e) => return OAuthError::from(e).to_response(false),
     };
     let urlencoded = wants_urlencoded(req, &params);
