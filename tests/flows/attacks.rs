@@ -5,16 +5,6 @@ use serde_json::json;
 
 use crate::support::*;
 
-fn authorize_target(app: &App, redirect_uri: &str, extra: &[(&str, &str)]) -> String {
-    let mut p = vec![
-        ("response_type", "code"),
-        ("client_id", app.client_id.as_str()),
-        ("redirect_uri", redirect_uri),
-    ];
-    p.extend_from_slice(extra);
-    format!("/services/oauth2/authorize?{}", form(&p))
-}
-
 #[test]
 fn code_replay_fails_and_revokes_everything_issued_from_the_code() {
     let s = Server::new();
@@ -359,18 +349,7 @@ fn password_guessing_is_throttled_per_username_before_any_hashing() {
     let b = Browser::default();
     let page = b.get(&s, &authorize_target(&app, CALLBACK, &[]));
     let h = hidden(&page.body);
-    let attempt = |password: &str| {
-        b.post_form(
-            &s,
-            &[
-                ("interaction", &h["interaction"]),
-                ("csrf_token", &h["csrf_token"]),
-                ("username", "Alice"),
-                ("password", password),
-                ("login", "1"),
-            ],
-        )
-    };
+    let attempt = |password: &str| b.login(&s, &h, "Alice", password);
     for _ in 0..MEMORY_LOGIN_LIMIT {
         assert_eq!(attempt("guess-guess").status, 401);
     }

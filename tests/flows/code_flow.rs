@@ -253,32 +253,16 @@ fn login_hint_prefills_username_and_wrong_password_shows_the_form_again() {
     let app = s.app(json!({}));
     s.user("alice");
     let b = Browser::default();
-    let target = format!(
-        "/services/oauth2/authorize?{}",
-        form(&[
-            ("response_type", "code"),
-            ("client_id", &app.client_id),
-            ("redirect_uri", CALLBACK),
-            ("login_hint", "al\"ice")
-        ])
+    let page = b.get(
+        &s,
+        &authorize_target(&app, CALLBACK, &[("login_hint", "al\"ice")]),
     );
-    let page = b.get(&s, &target);
     assert!(
         page.body.contains("value=\"al&quot;ice\""),
         "hint must be escaped: {}",
         page.body
     );
-    let h = hidden(&page.body);
-    let r = b.post_form(
-        &s,
-        &[
-            ("interaction", &h["interaction"]),
-            ("csrf_token", &h["csrf_token"]),
-            ("username", "alice"),
-            ("password", "wrong-password"),
-            ("login", "1"),
-        ],
-    );
+    let r = b.login(&s, &hidden(&page.body), "alice", "wrong-password");
     assert_eq!(r.status, 401);
     assert!(r.body.contains("Wrong username or password"));
     assert!(
@@ -293,26 +277,8 @@ fn session_cookie_is_httponly_lax_and_secure_off_loopback() {
     let app = s.app(json!({}));
     s.user("alice");
     let b = Browser::default();
-    let target = format!(
-        "/services/oauth2/authorize?{}",
-        form(&[
-            ("response_type", "code"),
-            ("client_id", &app.client_id),
-            ("redirect_uri", CALLBACK)
-        ])
-    );
-    let page = b.get(&s, &target);
-    let h = hidden(&page.body);
-    let r = b.post_form(
-        &s,
-        &[
-            ("interaction", &h["interaction"]),
-            ("csrf_token", &h["csrf_token"]),
-            ("username", "alice"),
-            ("password", PASSWORD),
-            ("login", "1"),
-        ],
-    );
+    let page = b.get(&s, &authorize_target(&app, CALLBACK, &[]));
+    let r = b.login(&s, &hidden(&page.body), "alice", PASSWORD);
     let csp = r.header("content-security-policy").unwrap();
     assert!(
         csp.contains("frame-ancestors 'none'")
@@ -453,16 +419,7 @@ fn immediate_true_fails_with_immediate_unsuccessful_when_the_user_is_needed() {
     let app = s.app(json!({}));
     s.user("alice");
     let mut b = Browser::default();
-    let target = format!(
-        "/services/oauth2/authorize?{}",
-        form(&[
-            ("response_type", "code"),
-            ("client_id", &app.client_id),
-            ("redirect_uri", CALLBACK),
-            ("immediate", "true"),
-            ("state", "i")
-        ])
-    );
+    let target = authorize_target(&app, CALLBACK, &[("immediate", "true"), ("state", "i")]);
     let r = b.get(&s, &target);
     assert_eq!(r.query("error").as_deref(), Some("immediate_unsuccessful"));
     assert_eq!(r.query("state").as_deref(), Some("i"));

@@ -235,6 +235,17 @@ pub fn pkce() -> (String, String) {
     (verifier, challenge)
 }
 
+/// The authorize URL for `app` with `redirect_uri` and `extra` parameters.
+pub fn authorize_target(app: &App, redirect_uri: &str, extra: &[(&str, &str)]) -> String {
+    let mut p = vec![
+        ("response_type", "code"),
+        ("client_id", app.client_id.as_str()),
+        ("redirect_uri", redirect_uri),
+    ];
+    p.extend_from_slice(extra);
+    format!("/services/oauth2/authorize?{}", form(&p))
+}
+
 /// Hidden form fields of a page.
 pub fn hidden(html: &str) -> HashMap<String, String> {
     let mut out = HashMap::new();
@@ -301,6 +312,26 @@ impl Browser {
         r
     }
 
+    /// Submits the login form whose hidden fields are `h`.
+    pub fn login(
+        &self,
+        server: &Server,
+        h: &HashMap<String, String>,
+        username: &str,
+        password: &str,
+    ) -> Reply {
+        self.post_form(
+            server,
+            &[
+                ("interaction", &h["interaction"]),
+                ("csrf_token", &h["csrf_token"]),
+                ("username", username),
+                ("password", password),
+                ("login", "1"),
+            ],
+        )
+    }
+
     /// Authorization request for `app` with `extra` params; logs in with `login` when shown
     /// the login page, and approves or denies the consent page.
     pub fn authorize(
@@ -311,16 +342,7 @@ impl Browser {
         login: Option<(&str, &str)>,
         approve: bool,
     ) -> Reply {
-        let mut params = vec![
-            ("response_type", "code"),
-            ("client_id", app.client_id.as_str()),
-            ("redirect_uri", CALLBACK),
-        ];
-        params.extend_from_slice(extra);
-        let mut r = self.get(
-            server,
-            &format!("/services/oauth2/authorize?{}", form(&params)),
-        );
+        let mut r = self.get(server, &authorize_target(app, CALLBACK, extra));
         for _ in 0..3 {
             if (300..400).contains(&r.status) || !r.body.contains("<form") {
                 return r;
@@ -333,9 +355,7 @@ impl Browser {
             if r.body.contains("name=\"password\"") {
                 self.pages.push("login");
                 let (u, p) = login.expect("login page shown but no credentials given");
-                let mut f = base.to_vec();
-                f.extend([("username", u), ("password", p), ("login", "1")]);
-                r = self.post_form(server, &f);
+                r = self.login(server, &h, u, p);
             } else {
                 self.pages.push("consent");
                 let mut f = base.to_vec();
