@@ -6,12 +6,12 @@ WASM_BINDGEN_VERSION := $(shell awk '/^name = "wasm-bindgen"$$/{getline; gsub(/"
 WORKER_BUILD_VERSION := 0.8.7
 SOURCES := $(shell find src -name '*.rs') Cargo.toml Cargo.lock
 
-.PHONY: dev test test-native test-wasm test-e2e bench build tools tools-rust tools-browser lint
+.PHONY: dev test test-native test-wasm test-e2e bench build tools tools-rust tools-browser tools-python lint
 
 dev: tools build
 	node scripts/dev.mjs
 
-test: tools tools-browser
+test: tools tools-browser tools-python
 	$(MAKE) test-native
 	$(MAKE) test-wasm
 	$(MAKE) test-e2e
@@ -49,6 +49,14 @@ tools-rust:
 	@rustup target list --installed | grep -qx wasm32-unknown-unknown || rustup target add wasm32-unknown-unknown
 	@wasm-bindgen --version 2>/dev/null | grep -q " $(WASM_BINDGEN_VERSION)$$" || cargo install wasm-bindgen-cli --version $(WASM_BINDGEN_VERSION) --force
 	@cargo install --list | grep -q "^worker-build v$(WORKER_BUILD_VERSION):" || cargo install worker-build --version $(WORKER_BUILD_VERSION) --force
+
+# Python clients for the e2e tests (authlib), in a project-local venv.
+tools-python: .venv/.installed
+
+.venv/.installed: tests/e2e/requirements.txt
+	python3 -m venv .venv
+	.venv/bin/pip install -q --disable-pip-version-check -r tests/e2e/requirements.txt
+	@touch $@
 
 tools-browser:
 	@command -v chromium >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver; }
