@@ -14,8 +14,7 @@ use super::redirect;
 use super::scope::ScopeSet;
 use crate::core::config::Ctx;
 use crate::core::http::{Params, Request, Response};
-use crate::core::model::{App, OrgSettings, PermittedUsers, User};
-use crate::core::router::org_settings;
+use crate::core::model::{App, PermittedUsers, User};
 use crate::core::secret::Secret;
 use crate::core::storage::{CodeGrant, Store};
 
@@ -133,8 +132,12 @@ async fn handle_get<S: Store>(ctx: &Ctx<'_, S>, req: &Request) -> Result<Respons
     let params = req.query_params();
     let (app, areq) = parse(ctx, &params).await?;
     let session = interaction::current_session(ctx, req).await?;
-    let settings = org_settings(ctx).await?;
-    check_policy(&app, &settings, &areq)?;
+    if pkce::missing_but_required(ctx, &app, areq.code_challenge.as_deref()).await? {
+        return Err(Failure::Redirect(
+            Box::new(areq),
+            OAuthError::invalid_request("code_challenge required"),
+        ));
+    }
     let user = match session {
         Some((user, auth_time)) if !needs_login(ctx, &areq, auth_time) => Some((user, auth_time)),
         _ if areq.prompt.none => {
@@ -275,21 +278,6 @@ fn parse_rest(
                 "immediate must be true or false",
             ))
         }
-    }
-    Ok(())
-}
-
-/// App and org policies that apply before any user is involved.
-fn check_policy(
-    app: &App,
-    settings: &OrgSettings,
-    areq: &AuthorizationRequest,
-) -> Result<(), Failure> {
-    if (app.policy.pkce_required || settings.require_pkce) && areq.code_challenge.is_none() {
-        return Err(Failure::Redirect(
-            Box::new(areq.clone()),
-            OAuthError::invalid_request("code_challenge required"),
-        ));
     }
     Ok(())
 }

@@ -6,7 +6,11 @@
 //! the protection (RFC 9700 §2.1.1).
 
 use super::error::OAuthError;
+use crate::core::config::Ctx;
+use crate::core::model::App;
+use crate::core::router::org_settings;
 use crate::core::secret::{b64url, ct_eq, sha256};
+use crate::core::storage::{Store, StoreError};
 
 /// Longest verifier accepted: Salesforce's 171 characters with room to spare.
 const MAX_VERIFIER_LEN: usize = 256;
@@ -59,6 +63,19 @@ pub fn verify(challenge: Option<&str>, verifier: Option<&str>) -> Result<(), OAu
             }
         }
     }
+}
+
+/// Whether PKCE is required (app `pkce_required` or org `require_pkce`) but `challenge` is
+/// missing. Reads the org settings only when it has to: with a challenge, nothing is missing.
+pub async fn missing_but_required<S: Store>(
+    ctx: &Ctx<'_, S>,
+    app: &App,
+    challenge: Option<&str>,
+) -> Result<bool, StoreError> {
+    if challenge.is_some() {
+        return Ok(false);
+    }
+    Ok(app.policy.pkce_required || org_settings(ctx).await?.require_pkce)
 }
 
 fn is_b64url(b: u8) -> bool {

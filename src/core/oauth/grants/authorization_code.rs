@@ -7,7 +7,7 @@ use crate::core::oauth::error::{sf, ErrorCode, OAuthError};
 use crate::core::oauth::issue::{mint, refresh_allowed, token_response, wants_urlencoded, Grant};
 use crate::core::oauth::pkce;
 use crate::core::oauth::scope::ScopeSet;
-use crate::core::router::org_settings;
+use crate::core::router::org_id;
 use crate::core::secret::Secret;
 use crate::core::storage::{Family, Issue, Redemption, Store};
 
@@ -55,11 +55,10 @@ pub async fn exchange<S: Store>(
     }
     // 5. RFC 7636 §4.6, and the app/org PKCE requirement (in case it was switched on since).
     pkce::verify(grant.code_challenge.as_deref(), verifier)?;
-    let settings = org_settings(ctx).await?;
-    if (client.app.policy.pkce_required || settings.require_pkce) && grant.code_challenge.is_none()
-    {
+    if pkce::missing_but_required(ctx, &client.app, grant.code_challenge.as_deref()).await? {
         return Err(OAuthError::invalid_grant("code_challenge required"));
     }
+    let org_id = org_id(ctx).await?;
     let user = ctx
         .store
         .get_user(&grant.user_id)
@@ -71,7 +70,7 @@ pub async fn exchange<S: Store>(
     let scopes = ScopeSet::from_list(&grant.scopes);
     let minted = mint(
         ctx,
-        &settings.org_id,
+        &org_id,
         &user.user_id,
         &grant.family_id,
         &client.app,
@@ -98,7 +97,7 @@ pub async fn exchange<S: Store>(
     token_response(
         ctx,
         &Grant {
-            org_id: &settings.org_id,
+            org_id: &org_id,
             app: &client.app,
             client_secret: client.secret.as_ref(),
             user: &user,
