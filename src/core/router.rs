@@ -24,7 +24,8 @@ pub async fn org_settings<S: Store>(ctx: &Ctx<'_, S>) -> Result<OrgSettings, Sto
 pub async fn org_id<S: Store>(ctx: &Ctx<'_, S>) -> Result<String, StoreError> {
     match ctx.store.org_id().await? {
         Some(id) => Ok(id),
-        None => Ok(org_settings(ctx).await?.org_id),
+        // First use of a fresh org: create it (without reading the settings a second time).
+        None => Ok(init_org(ctx.store, ctx.rng).await?.org_id),
     }
 }
 

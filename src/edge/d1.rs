@@ -40,6 +40,12 @@ impl From<SettingsRow> for OrgSettings {
     }
 }
 
+thread_local! {
+    /// The org id never changes once created: every settings read refreshes this per-isolate
+    /// copy, and `org_id()` then needs no round trip.
+    static ORG_ID: std::cell::RefCell<Option<String>> = const { std::cell::RefCell::new(None) };
+}
+
 const SETTINGS_COLUMNS: &str = "org_id, allow_username_password_flow, allow_user_agent_flow, allow_code_credentials_flow, require_pkce";
 
 impl SettingsStore for EdgeStore {
@@ -50,7 +56,11 @@ impl SettingsStore for EdgeStore {
                 &[],
             )
             .await?;
-        Ok(row.map(Into::into))
+        let settings: Option<OrgSettings> = row.map(Into::into);
+        if let Some(s) = &settings {
+            ORG_ID.with(|c| *c.borrow_mut() = Some(s.org_id.clone()));
+        }
+        Ok(settings)
     }
     async fn init_settings(&self, s: &OrgSettings) -> Result<OrgSettings, StoreError> {
         // INSERT OR IGNORE: when two first requests race, the first org id stays.
@@ -72,16 +82,10 @@ impl SettingsStore for EdgeStore {
             .ok_or_else(|| StoreError::Backend("settings row missing after insert".into()))
     }
     async fn org_id(&self) -> Result<Option<String>, StoreError> {
-        thread_local! {
-            /// The org id never changes once created: read D1 once per isolate.
-            static ORG_ID: std::cell::RefCell<Option<String>> = const { std::cell::RefCell::new(None) };
-        }
         if let Some(id) = ORG_ID.with(|c| c.borrow().clone()) {
             return Ok(Some(id));
         }
-        let id = self.load_settings().await?.map(|s| s.org_id);
-        ORG_ID.with(|c| *c.borrow_mut() = id.clone());
-        Ok(id)
+        Ok(self.load_settings().await?.map(|s| s.org_id))
     }
     async fn save_settings(&self, s: &OrgSettings) -> Result<(), StoreError> {
         self.exec(

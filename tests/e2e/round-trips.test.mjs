@@ -1,0 +1,53 @@
+// Storage round trips per request, as counted by the KV/D1 adapters and exposed in development
+// (`X-Storage-Round-Trips`, EXPOSE_ROUND_TRIPS=1). Every round trip is latency at the edge, so
+// the counts of the web server flow are pinned here; a change that adds one must say why.
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { startTestWorker } from './harness.mjs';
+import { CookieJar, formFields, pkcePair, tokenRequest } from './flow.mjs';
+
+const CB = 'http://127.0.0.1:9/cb';
+let w;
+before(async () => { w = await startTestWorker(); });
+after(() => w?.stop());
+
+const trips = (r) => r.headers.get('x-storage-round-trips');
+
+test('each step of the web server flow makes the documented KV and D1 round trips', async () => {
+  const app = (await w.admin('POST', '/admin/apps', { name: 'RT', callback_urls: [CB], scopes: ['api', 'refresh_token', 'openid'] })).json;
+  await w.admin('POST', '/admin/users', { username: 'rt@example.com', password: 'round trips!', email: 'rt@example.com', name: 'R T' });
+  // The org exists (created on first use) and this isolate has cached its id, as in steady state.
+  assert.equal((await w.admin('GET', '/admin/settings')).status, 200);
+  assert.equal(trips(await fetch(`${w.baseUrl}/id/keys`)), 'kv=0; d1=0');
+
+  const jar = new CookieJar();
+  const { verifier, challenge } = pkcePair();
+  const q = new URLSearchParams({ response_type: 'code', client_id: app.client_id, redirect_uri: CB, code_challenge: challenge, state: 's' });
+  let r = await fetch(`${w.baseUrl}/services/oauth2/authorize?${q}`, { redirect: 'manual' });
+  jar.store(r);
+  assert.equal(trips(r), 'kv=1; d1=1', 'authorize → login page: app; put interaction');
+  const post = (fields) => fetch(`${w.baseUrl}/services/oauth2/authorize`, {
+    method: 'POST', redirect: 'manual', headers: { cookie: jar.header(), 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams(fields),
+  });
+  r = await post({ ...formFields(await r.text()), username: 'rt@example.com', password: 'round trips!', login: '1' });
+  jar.store(r);
+  assert.equal(trips(r), 'kv=3; d1=3', 'login: get interaction, put session, put interaction; app, user, grant');
+  r = await post({ ...formFields(await r.text()), approve: '1' });
+  assert.equal(trips(r), 'kv=2; d1=2', 'consent: get interaction, put code; app, record approval');
+  r = await fetch(`${w.baseUrl}/services/oauth2/authorize?${q}`, { redirect: 'manual', headers: { cookie: jar.header() } });
+  assert.equal(trips(r), 'kv=2; d1=3', 'authorize with session: get session, put code; app, user, grant');
+  const code = new URL(r.headers.get('location')).searchParams.get('code');
+
+  const cred = { client_id: app.client_id, client_secret: app.client_secret };
+  const t = await tokenRequest(w.baseUrl, { grant_type: 'authorization_code', code, redirect_uri: CB, code_verifier: verifier, ...cred });
+  assert.equal(t.status, 200);
+  assert.equal(trips(t), 'kv=1; d1=3', 'code exchange: get code; app, user, redeem batch');
+  const rf = await tokenRequest(w.baseUrl, { grant_type: 'refresh_token', refresh_token: t.json.refresh_token, ...cred });
+  assert.equal(trips(rf), 'kv=0; d1=4', 'refresh: app, token+family, user, extend batch');
+  const ui = await fetch(`${w.baseUrl}/services/oauth2/userinfo`, { headers: { authorization: `Bearer ${t.json.access_token}` } });
+  assert.equal(trips(ui), 'kv=0; d1=2', 'userinfo: token+family, user');
+  const it = await fetch(`${w.baseUrl}/services/oauth2/introspect`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams({ token: t.json.access_token, ...cred }) });
+  assert.equal(trips(it), 'kv=0; d1=3', 'introspect: app, token+family, user');
+  const rv = await fetch(`${w.baseUrl}/services/oauth2/revoke`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams({ token: t.json.refresh_token }) });
+  assert.equal(trips(rv), 'kv=0; d1=1', 'revoke: one batch');
+});
