@@ -153,6 +153,40 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn tokens_signed_before_a_rotation_still_verify_from_the_new_jwks() {
+        let (old, new) = (test_pem(), test_pem());
+        let before = KeySet::from_pem_list(&old).unwrap();
+        let token = before
+            .active()
+            .unwrap()
+            .sign(&serde_json::json!({"sub": "x"}))
+            .unwrap();
+        // Rotation: the new key goes first (it signs from now on), the old one stays listed.
+        let after = KeySet::from_pem_list(&format!("{new}{old}")).unwrap();
+        let kid = UntrustedToken::new(&token)
+            .unwrap()
+            .header()
+            .key_id
+            .clone()
+            .unwrap();
+        assert_ne!(after.active().unwrap().kid, kid, "the new key signs now");
+        let jwks = after.jwks();
+        let published = jwks["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|k| k["kid"] == kid.as_str());
+        let jwk: JsonWebKey<'_> =
+            serde_json::from_value(published.expect("retired key published").clone()).unwrap();
+        let public = RsaPublicKey::try_from(&jwk).unwrap();
+        let untrusted = UntrustedToken::new(&token).unwrap();
+        assert!(Rsa::rs256()
+            .validator::<serde_json::Value>(&public)
+            .validate(&untrusted)
+            .is_ok());
+    }
+
+    #[test]
     fn rejects_garbage() {
         assert!(KeySet::from_pem_list("not a key").is_err());
     }
