@@ -399,12 +399,7 @@ fn jwt_access_tokens_are_signed_typ_jwt_and_still_revocable() {
     assert!(c["sub"].as_str().unwrap().ends_with(&alice));
     assert_eq!(c["exp"], 1_800_007_200u64);
     assert_eq!(s.userinfo(at).status, 200);
-    let r = s.send(
-        Method::Post,
-        "/services/oauth2/revoke",
-        &[("content-type", "application/x-www-form-urlencoded")],
-        &form(&[("token", at)]),
-    );
+    let r = s.revoke(at);
     assert_eq!(r.status, 200);
     assert_eq!(
         s.userinfo(at).status,

@@ -1,24 +1,17 @@
 //! The refresh token grant (RFC 6749 §6; salesforce-reference.md §3).
 
 use edge_oauth::core::http::Method;
-use serde_json::{json, Value};
+use serde_json::json;
 
 use crate::code_flow::claims;
 use crate::support::*;
-
-fn tokens(s: &Server, app: &App) -> Value {
-    let code = s.code_for(app, "alice", &[]);
-    let r = s.exchange(app, &code, None);
-    assert_eq!(r.status, 200, "{}", r.body);
-    r.json()
-}
 
 #[test]
 fn refresh_issues_a_new_access_token_and_id_token_without_nonce() {
     let s = Server::new();
     let app = s.app(json!({}));
     s.user("alice");
-    let t = tokens(&s, &app);
+    let t = s.tokens(&app, "alice");
     s.clock.advance_s(60);
     let r = s.refresh(&app, t["refresh_token"].as_str().unwrap());
     assert_eq!(r.status, 200, "{}", r.body);
@@ -41,7 +34,7 @@ fn refresh_token_of_one_client_is_useless_to_another() {
     let a = s.app(json!({}));
     let b = s.app(json!({}));
     s.user("alice");
-    let t = tokens(&s, &a);
+    let t = s.tokens(&a, "alice");
     let r = s.refresh(&b, t["refresh_token"].as_str().unwrap());
     assert_eq!(r.error(), "invalid_grant");
     assert_eq!(
@@ -59,7 +52,7 @@ fn rotation_issues_a_new_refresh_token_and_reuse_revokes_the_family() {
     let s = Server::new();
     let app = s.app(json!({"rotate_refresh_tokens": true}));
     s.user("alice");
-    let t = tokens(&s, &app);
+    let t = s.tokens(&app, "alice");
     let r1 = s.refresh(&app, t["refresh_token"].as_str().unwrap()).json();
     let newest = r1["refresh_token"]
         .as_str()
@@ -109,7 +102,7 @@ fn lifetime_policy_expires_refresh_tokens_from_issue() {
     let s = Server::new();
     let app = s.app(json!({"refresh_token_policy": {"lifetime_s": 3600}}));
     s.user("alice");
-    let t = tokens(&s, &app);
+    let t = s.tokens(&app, "alice");
     let rt = t["refresh_token"].as_str().unwrap();
     s.clock.advance_s(1800);
     assert_eq!(s.refresh(&app, rt).status, 200);
@@ -122,7 +115,7 @@ fn inactivity_policy_slides_with_each_use() {
     let s = Server::new();
     let app = s.app(json!({"refresh_token_policy": {"inactivity_s": 3600}}));
     s.user("alice");
-    let t = tokens(&s, &app);
+    let t = s.tokens(&app, "alice");
     let rt = t["refresh_token"].as_str().unwrap();
     for _ in 0..3 {
         s.clock.advance_s(3000);
@@ -141,7 +134,7 @@ fn changing_the_policy_to_zero_stops_existing_refresh_tokens() {
     let s = Server::new();
     let app = s.app(json!({}));
     s.user("alice");
-    let t = tokens(&s, &app);
+    let t = s.tokens(&app, "alice");
     let p = s.admin(
         Method::Patch,
         &format!("/admin/apps/{}", app.client_id),
@@ -160,7 +153,7 @@ fn secret_is_required_for_refresh_unless_the_app_waives_it_but_a_wrong_one_alway
     let s = Server::new();
     let app = s.app(json!({}));
     s.user("alice");
-    let t = tokens(&s, &app);
+    let t = s.tokens(&app, "alice");
     let rt = t["refresh_token"].as_str().unwrap();
     let no_secret = s.token(&[
         ("grant_type", "refresh_token"),
@@ -196,7 +189,7 @@ fn access_tokens_expire_after_the_app_ttl() {
     let s = Server::new();
     let app = s.app(json!({"access_token_ttl_s": 600}));
     s.user("alice");
-    let t = tokens(&s, &app);
+    let t = s.tokens(&app, "alice");
     let at = t["access_token"].as_str().unwrap();
     s.clock.advance_s(599);
     assert_eq!(s.userinfo(at).status, 200);

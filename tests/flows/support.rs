@@ -171,13 +171,31 @@ impl Server {
         r.json()["user_id"].as_str().unwrap().into()
     }
 
-    pub fn token(&self, fields: &[(&str, &str)]) -> Reply {
+    /// A form POST to `path`.
+    pub fn post_form(&self, path: &str, fields: &[(&str, &str)]) -> Reply {
         self.send(
             Method::Post,
-            "/services/oauth2/token",
+            path,
             &[("content-type", "application/x-www-form-urlencoded")],
             &form(fields),
         )
+    }
+
+    pub fn token(&self, fields: &[(&str, &str)]) -> Reply {
+        self.post_form("/services/oauth2/token", fields)
+    }
+
+    /// RFC 7009 revocation with the token alone, as Salesforce clients send it.
+    pub fn revoke(&self, token: &str) -> Reply {
+        self.post_form("/services/oauth2/revoke", &[("token", token)])
+    }
+
+    /// Code flow for `username` (login + consent), exchanged; the token response.
+    pub fn tokens(&self, app: &App, username: &str) -> Value {
+        let code = self.code_for(app, username, &[]);
+        let r = self.exchange(app, &code, None);
+        assert_eq!(r.status, 200, "{}", r.body);
+        r.json()
     }
 
     /// Code exchange with client_secret_post.

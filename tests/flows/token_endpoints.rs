@@ -5,30 +5,14 @@ use serde_json::{json, Value};
 
 use crate::support::*;
 
-fn tokens(s: &Server, app: &App) -> Value {
-    let code = s.code_for(app, "alice", &[]);
-    s.exchange(app, &code, None).json()
-}
-
 fn introspect(s: &Server, app: &App, token: &str) -> Reply {
-    s.send(
-        Method::Post,
+    s.post_form(
         "/services/oauth2/introspect",
-        &[("content-type", "application/x-www-form-urlencoded")],
-        &form(&[
+        &[
             ("token", token),
             ("client_id", &app.client_id),
             ("client_secret", &app.secret),
-        ]),
-    )
-}
-
-fn revoke(s: &Server, token: &str) -> Reply {
-    s.send(
-        Method::Post,
-        "/services/oauth2/revoke",
-        &[("content-type", "application/x-www-form-urlencoded")],
-        &form(&[("token", token)]),
+        ],
     )
 }
 
@@ -37,8 +21,8 @@ fn revoking_a_refresh_token_kills_its_family_including_access_tokens() {
     let s = Server::new();
     let app = s.app(json!({}));
     s.user("alice");
-    let t = tokens(&s, &app);
-    let r = revoke(&s, t["refresh_token"].as_str().unwrap());
+    let t = s.tokens(&app, "alice");
+    let r = s.revoke(t["refresh_token"].as_str().unwrap());
     assert_eq!(r.status, 200);
     assert_eq!(s.userinfo(t["access_token"].as_str().unwrap()).status, 401);
     assert_eq!(
@@ -53,7 +37,7 @@ fn revoking_an_access_token_leaves_the_refresh_token() {
     let s = Server::new();
     let app = s.app(json!({}));
     s.user("alice");
-    let t = tokens(&s, &app);
+    let t = s.tokens(&app, "alice");
     let r = s.send(
         Method::Get,
         &format!(
@@ -77,16 +61,14 @@ fn a_client_that_authenticates_cannot_revoke_another_clients_token() {
     let a = s.app(json!({}));
     let b = s.app(json!({}));
     s.user("alice");
-    let t = tokens(&s, &a);
-    let r = s.send(
-        Method::Post,
+    let t = s.tokens(&a, "alice");
+    let r = s.post_form(
         "/services/oauth2/revoke",
-        &[("content-type", "application/x-www-form-urlencoded")],
-        &form(&[
+        &[
             ("token", t["access_token"].as_str().unwrap()),
             ("client_id", &b.client_id),
             ("client_secret", &b.secret),
-        ]),
+        ],
     );
     assert_eq!(r.status, 200);
     assert_eq!(s.userinfo(t["access_token"].as_str().unwrap()).status, 200);
@@ -98,7 +80,7 @@ fn introspection_shows_own_tokens_and_hides_everything_else() {
     let a = s.app(json!({}));
     let b = s.app(json!({}));
     s.user("alice");
-    let t = tokens(&s, &a);
+    let t = s.tokens(&a, "alice");
     let j = introspect(&s, &a, t["access_token"].as_str().unwrap()).json();
     assert_eq!(j["active"], true);
     assert_eq!(j["client_id"], a.client_id);
@@ -117,12 +99,7 @@ fn introspection_shows_own_tokens_and_hides_everything_else() {
         introspect(&s, &a, "garbage").json(),
         json!({"active": false})
     );
-    let unauth = s.send(
-        Method::Post,
-        "/services/oauth2/introspect",
-        &[("content-type", "application/x-www-form-urlencoded")],
-        &form(&[("token", "x")]),
-    );
+    let unauth = s.post_form("/services/oauth2/introspect", &[("token", "x")]);
     assert_eq!(
         (unauth.status, unauth.error().as_str()),
         (401, "invalid_client")
@@ -135,7 +112,7 @@ fn userinfo_and_identity_url_describe_the_token_user_only() {
     let app = s.app(json!({}));
     let alice = s.user("alice");
     let bob = s.user("bob");
-    let t = tokens(&s, &app);
+    let t = s.tokens(&app, "alice");
     let at = t["access_token"].as_str().unwrap();
     let u = s.userinfo(at).json();
     assert_eq!(u["preferred_username"], "alice");
@@ -181,7 +158,7 @@ fn deactivating_a_user_revokes_their_tokens() {
     let s = Server::new();
     let app = s.app(json!({}));
     let alice = s.user("alice");
-    let t = tokens(&s, &app);
+    let t = s.tokens(&app, "alice");
     assert_eq!(
         s.admin(
             Method::Delete,
@@ -234,19 +211,17 @@ fn credentials_in_the_token_url_are_refused() {
     let app = s.app(json!({}));
     s.user("alice");
     let code = s.code_for(&app, "alice", &[]);
-    let r = s.send(
-        Method::Post,
+    let r = s.post_form(
         &format!(
             "/services/oauth2/token?{}",
             form(&[("client_secret", &app.secret)])
         ),
-        &[("content-type", "application/x-www-form-urlencoded")],
-        &form(&[
+        &[
             ("grant_type", "authorization_code"),
             ("code", &code),
             ("client_id", &app.client_id),
             ("redirect_uri", CALLBACK),
-        ]),
+        ],
     );
     assert_eq!(r.error(), "invalid_request");
     assert!(r.json()["error_description"]
@@ -255,16 +230,14 @@ fn credentials_in_the_token_url_are_refused() {
         .contains("client_secret"));
     // Non-secret parameters in the query are merged (Android SDK appends `device_id`, some
     // clients send `grant_type` there).
-    let r = s.send(
-        Method::Post,
+    let r = s.post_form(
         "/services/oauth2/token?grant_type=authorization_code&device_id=abc",
-        &[("content-type", "application/x-www-form-urlencoded")],
-        &form(&[
+        &[
             ("code", &code),
             ("client_id", &app.client_id),
             ("client_secret", &app.secret),
             ("redirect_uri", CALLBACK),
-        ]),
+        ],
     );
     assert_eq!(r.status, 200, "{}", r.body);
 }

@@ -26,49 +26,42 @@ pub fn credentials(
 ) -> Result<Option<ClientCredentials>, OAuthError> {
     let body_id = params.get("client_id")?;
     let body_secret = params.get("client_secret")?;
-    if let Some(auth) = req.header("authorization") {
-        let Some(b64) = strip_scheme(auth, "basic") else {
-            return Ok(body_id.map(|id| ClientCredentials {
-                client_id: id.into(),
-                secret: body_secret.map(Secret::new),
-            }));
-        };
-        if body_secret.is_some() {
-            return Err(OAuthError::invalid_request(
-                "client credentials sent both in the Authorization header and the body",
-            ));
-        }
-        let decoded = STANDARD
-            .decode(b64.trim())
-            .ok()
-            .and_then(|b| String::from_utf8(b).ok())
-            .ok_or_else(|| {
-                OAuthError::new(
-                    ErrorCode::InvalidClient,
-                    "malformed Basic authorization header",
-                )
-            })?;
-        let (id, secret) = decoded.split_once(':').ok_or_else(|| {
-            OAuthError::new(
-                ErrorCode::InvalidClient,
-                "malformed Basic authorization header",
-            )
-        })?;
-        // RFC 6749 §2.3.1: both parts are form-urlencoded before Base64.
-        let id = urldecode(id);
-        if body_id.is_some_and(|b| b != id) {
-            return Err(OAuthError::invalid_request(
-                "client_id differs from the Authorization header",
-            ));
-        }
-        return Ok(Some(ClientCredentials {
-            client_id: id,
-            secret: Some(Secret::new(urldecode(secret))),
+    let basic = req
+        .header("authorization")
+        .and_then(|h| strip_scheme(h, "basic"));
+    let Some(b64) = basic else {
+        return Ok(body_id.map(|id| ClientCredentials {
+            client_id: id.into(),
+            secret: body_secret.map(Secret::new),
         }));
+    };
+    if body_secret.is_some() {
+        return Err(OAuthError::invalid_request(
+            "client credentials sent both in the Authorization header and the body",
+        ));
     }
-    Ok(body_id.map(|id| ClientCredentials {
-        client_id: id.into(),
-        secret: body_secret.map(Secret::new),
+    let malformed = || {
+        OAuthError::new(
+            ErrorCode::InvalidClient,
+            "malformed Basic authorization header",
+        )
+    };
+    let decoded = STANDARD
+        .decode(b64.trim())
+        .ok()
+        .and_then(|b| String::from_utf8(b).ok())
+        .ok_or_else(malformed)?;
+    let (id, secret) = decoded.split_once(':').ok_or_else(malformed)?;
+    // RFC 6749 §2.3.1: both parts are form-urlencoded before Base64.
+    let id = urldecode(id);
+    if body_id.is_some_and(|b| b != id) {
+        return Err(OAuthError::invalid_request(
+            "client_id differs from the Authorization header",
+        ));
+    }
+    Ok(Some(ClientCredentials {
+        client_id: id,
+        secret: Some(Secret::new(urldecode(secret))),
     }))
 }
 
