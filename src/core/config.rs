@@ -1,6 +1,7 @@
 //! Deployment configuration and the per-request context handed to every handler.
 
 use super::env::{Clock, Rng};
+use super::http::CookiePolicy;
 use super::keys::KeySet;
 use super::secret::Secret;
 use super::storage::Store;
@@ -27,6 +28,11 @@ pub struct Ctx<'a, S: Store> {
 impl<S: Store> Ctx<'_, S> {
     pub fn now_s(&self) -> u64 {
         self.clock.now_s()
+    }
+
+    /// How our browser cookies are named and flagged for this issuer.
+    pub fn cookies(&self) -> CookiePolicy {
+        CookiePolicy::for_issuer(&self.issuer)
     }
 
     /// An absolute URL under the issuer.

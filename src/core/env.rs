@@ -39,7 +39,10 @@ impl MockClock {
         Self(Cell::new(ms))
     }
     pub fn advance_s(&self, s: u64) {
-        self.0.set(self.0.get() + s * 1000);
+        self.advance_ms(s * 1000);
+    }
+    pub fn advance_ms(&self, ms: u64) {
+        self.0.set(self.0.get() + ms);
     }
 }
 

@@ -9,6 +9,46 @@ pub const MAX_BODY_BYTES: usize = 64 * 1024;
 /// Largest single parameter value. Salesforce caps callback URL lists at 2000 characters.
 pub const MAX_PARAM_BYTES: usize = 8 * 1024;
 
+/// Why the edge refused a body before the core saw it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BodyError {
+    /// Over [`MAX_BODY_BYTES`]: 413 (RFC 9110 §15.5.14).
+    TooLarge,
+    /// A malformed `Content-Length`, or the stream failed.
+    Unreadable,
+}
+
+/// Reads a body of at most [`MAX_BODY_BYTES`], chunk by chunk. A declared `Content-Length`
+/// over the limit is refused by [`BodyReader::start`], before a single byte is read; a body
+/// without one (chunked) is refused by [`BodyReader::push`] as soon as it passes the limit. So
+/// an oversized body costs neither memory nor the work of authenticating its sender.
+#[derive(Debug, Default)]
+pub struct BodyReader {
+    body: Vec<u8>,
+}
+
+impl BodyReader {
+    pub fn start(content_length: Option<&str>) -> Result<Self, BodyError> {
+        match content_length.map(|l| l.trim().parse::<u64>()) {
+            Some(Ok(n)) if n > MAX_BODY_BYTES as u64 => Err(BodyError::TooLarge),
+            Some(Err(_)) => Err(BodyError::Unreadable),
+            _ => Ok(Self::default()),
+        }
+    }
+
+    pub fn push(&mut self, chunk: &[u8]) -> Result<(), BodyError> {
+        if self.body.len() + chunk.len() > MAX_BODY_BYTES {
+            return Err(BodyError::TooLarge);
+        }
+        self.body.extend_from_slice(chunk);
+        Ok(())
+    }
+
+    pub fn finish(self) -> Vec<u8> {
+        self.body
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Method {
     Get,
@@ -92,14 +132,13 @@ impl Request {
         Ok(Params::parse(&self.body))
     }
 
-    /// Whether the request reached us over loopback HTTP (development), where cookies cannot be
-    /// `Secure`.
-    pub fn is_insecure_loopback(&self) -> bool {
-        let Some(rest) = self.origin.strip_prefix("http://") else {
-            return false;
-        };
-        let host = rest.rsplit_once(':').map_or(rest, |(h, _)| h);
-        matches!(host, "127.0.0.1" | "localhost" | "[::1]")
+    /// The caller's address as Cloudflare's edge reports it (`CF-Connecting-IP`), for
+    /// throttling keys; `unknown` where no edge set it.
+    pub fn client_ip(&self) -> &str {
+        self.header("cf-connecting-ip")
+            .map(str::trim)
+            .filter(|ip| !ip.is_empty() && ip.len() <= 64)
+            .unwrap_or("unknown")
     }
 }
 
@@ -242,14 +281,44 @@ impl Response {
     }
 }
 
-/// A `Set-Cookie` value: HttpOnly and SameSite=Lax always; Secure except on loopback HTTP.
-pub fn cookie(req: &Request, name: &str, value: &str, max_age_s: u64) -> String {
-    let secure = if req.is_insecure_loopback() {
-        ""
-    } else {
-        "; Secure"
-    };
-    format!("{name}={value}; Path=/; Max-Age={max_age_s}; HttpOnly; SameSite=Lax{secure}")
+/// The browser cookies we set (RFC 6265bis): host-only (no `Domain`), `Path=/`, `HttpOnly`,
+/// `SameSite=Lax`. When the issuer is https they carry `Secure` and the `__Host-` prefix, which
+/// browsers accept only with exactly those attributes, so no subdomain or plain-http page can
+/// plant or shadow them. Plain-http development (loopback) keeps the bare names: non-browser
+/// clients drop `Secure` cookies there.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CookiePolicy {
+    pub secure: bool,
+}
+
+impl CookiePolicy {
+    pub fn for_issuer(issuer: &str) -> Self {
+        Self {
+            secure: issuer.starts_with("https://"),
+        }
+    }
+
+    pub fn name(self, base: &str) -> String {
+        if self.secure {
+            format!("__Host-{base}")
+        } else {
+            base.to_owned()
+        }
+    }
+
+    /// The cookie's value in `req`.
+    pub fn read<'r>(self, req: &'r Request, base: &str) -> Option<&'r str> {
+        req.cookie(&self.name(base))
+    }
+
+    /// A `Set-Cookie` header value.
+    pub fn set(self, base: &str, value: &str, max_age_s: u64) -> String {
+        let secure = if self.secure { "; Secure" } else { "" };
+        format!(
+            "{}={value}; Path=/; Max-Age={max_age_s}; HttpOnly; SameSite=Lax{secure}",
+            self.name(base)
+        )
+    }
 }
 
 #[cfg(test)]
@@ -262,6 +331,43 @@ mod tests {
         assert_eq!(p.get("a"), Err(ParamError::Duplicate("a".into())));
         assert_eq!(p.get("b"), Ok(Some("2")));
         assert_eq!(p.get("c"), Ok(None));
+    }
+
+    /// The edge's reading loop over chunks of `sizes`: the result and how many chunks it pulled.
+    fn read(content_length: Option<&str>, sizes: &[usize]) -> (Result<usize, BodyError>, usize) {
+        let mut pulled = 0;
+        let result = (|| {
+            let mut reader = BodyReader::start(content_length)?;
+            for n in sizes {
+                pulled += 1;
+                reader.push(&vec![b'a'; *n])?;
+            }
+            Ok(reader.finish().len())
+        })();
+        (result, pulled)
+    }
+
+    #[test]
+    fn an_oversized_content_length_is_refused_before_any_chunk_is_read() {
+        let (result, reads) = read(Some("65537"), &[65537]);
+        assert_eq!(result, Err(BodyError::TooLarge));
+        assert_eq!(reads, 0, "the body was read before its length was checked");
+        let (result, reads) = read(Some("99999999999999999999999"), &[1]);
+        assert_eq!((result, reads), (Err(BodyError::Unreadable), 0));
+    }
+
+    #[test]
+    fn a_chunked_body_is_abandoned_once_it_passes_the_limit() {
+        // Four 30,000-byte chunks: the third crosses 65,536, the fourth is never pulled.
+        let (result, reads) = read(None, &[30_000, 30_000, 30_000, 30_000]);
+        assert_eq!(result, Err(BodyError::TooLarge));
+        assert_eq!(reads, 3);
+    }
+
+    #[test]
+    fn a_body_at_the_limit_is_read_whole() {
+        assert_eq!(read(Some("65536"), &[65_536]).0, Ok(65_536));
+        assert_eq!(read(None, &[32_768, 32_768]).0, Ok(65_536));
     }
 
     #[test]

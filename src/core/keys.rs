@@ -28,18 +28,54 @@ impl std::fmt::Debug for SigningKey {
     }
 }
 
-#[derive(Debug, Default)]
+/// The signing keys, or why there are none. An unusable `SIGNING_KEYS` is never served as an
+/// empty key set: every request that needs a key gets [`KeyError`] (and the edge logs it).
+#[derive(Debug)]
 pub struct KeySet {
-    keys: Vec<SigningKey>,
+    keys: Result<Vec<SigningKey>, KeyError>,
 }
 
-#[derive(Debug, PartialEq, Eq)]
+impl Default for KeySet {
+    fn default() -> Self {
+        Self::unusable("SIGNING_KEYS is not set")
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct KeyError(pub String);
+
+/// The JWS `typ` of ID tokens (OIDC Core) and of JWT access tokens (RFC 9068 §2.1), which
+/// differ so that one can never pass for the other (RFC 8725 §3.11).
+pub const TYP_ID_TOKEN: &str = "JWT";
+pub const TYP_ACCESS_TOKEN: &str = "at+jwt";
 
 impl KeySet {
     /// Parses concatenated PEM blocks. Literal `\n` sequences are accepted for newlines, as
     /// dotenv files and dashboard secrets often carry them.
     pub fn from_pem_list(pems: &str) -> Result<Self, KeyError> {
+        Self::parse_pems(pems).map(Self::from_keys)
+    }
+
+    /// The keys of `pems`, or a key set that reports why it has none.
+    pub fn load(pems: &str) -> Self {
+        match Self::parse_pems(pems) {
+            Ok(keys) => Self::from_keys(keys),
+            Err(e) => Self { keys: Err(e) },
+        }
+    }
+
+    pub fn unusable(reason: &str) -> Self {
+        Self {
+            keys: Err(KeyError(reason.into())),
+        }
+    }
+
+    /// Why there are no usable keys, if there are none.
+    pub fn error(&self) -> Option<&KeyError> {
+        self.keys.as_ref().err()
+    }
+
+    fn parse_pems(pems: &str) -> Result<Vec<SigningKey>, KeyError> {
         let text = pems.replace("\\n", "\n");
         let mut keys = Vec::new();
         let mut rest = text.as_str();
@@ -60,21 +96,30 @@ impl KeySet {
         if keys.is_empty() {
             return Err(KeyError("SIGNING_KEYS holds no PEM private key".into()));
         }
-        Ok(Self { keys })
+        Ok(keys)
     }
 
     pub fn from_keys(keys: Vec<SigningKey>) -> Self {
-        Self { keys }
+        Self { keys: Ok(keys) }
     }
 
-    pub fn active(&self) -> Option<&SigningKey> {
-        self.keys.first()
+    /// The key that signs now.
+    pub fn active(&self) -> Result<&SigningKey, KeyError> {
+        match &self.keys {
+            Ok(keys) => keys
+                .first()
+                .ok_or_else(|| KeyError("no signing key".into())),
+            Err(e) => Err(e.clone()),
+        }
     }
 
     /// RFC 7517 JWK Set of every key, active and retired.
-    pub fn jwks(&self) -> serde_json::Value {
-        let keys: Vec<_> = self.keys.iter().map(SigningKey::public_jwk).collect();
-        serde_json::json!({ "keys": keys })
+    pub fn jwks(&self) -> Result<serde_json::Value, KeyError> {
+        let keys: Vec<_> = match &self.keys {
+            Ok(keys) => keys.iter().map(SigningKey::public_jwk).collect(),
+            Err(e) => return Err(e.clone()),
+        };
+        Ok(serde_json::json!({ "keys": keys }))
     }
 }
 
@@ -100,20 +145,22 @@ impl SigningKey {
         jwk
     }
 
-    /// A compact JWS over `claims` (which carry their own `iat`/`exp`), with `kid` and `typ`.
-    pub fn sign(&self, claims: &impl Serialize) -> Result<String, KeyError> {
-        self.sign_with_header(claims, &serde_json::Map::new())
+    /// A compact JWS over `claims` (which carry their own `iat`/`exp`), with `kid` and `typ`
+    /// ([`TYP_ID_TOKEN`] or [`TYP_ACCESS_TOKEN`]).
+    pub fn sign(&self, typ: &str, claims: &impl Serialize) -> Result<String, KeyError> {
+        self.sign_with_header(typ, claims, &serde_json::Map::new())
     }
 
     /// As [`SigningKey::sign`], with extra header fields.
     pub fn sign_with_header(
         &self,
+        typ: &str,
         claims: &impl Serialize,
         extra_header: &serde_json::Map<String, serde_json::Value>,
     ) -> Result<String, KeyError> {
         let header = Header::new(extra_header)
             .with_key_id(self.kid.clone())
-            .with_token_type("JWT");
+            .with_token_type(typ);
         Rsa::rs256()
             .token(&header, &Claims::new(claims), &self.private)
             .map_err(|e| KeyError(format!("signing failed: {e}")))
@@ -138,7 +185,7 @@ pub(crate) mod tests {
         let (a, b) = (test_pem(), test_pem());
         let escaped = format!("{a}{b}").replace('\n', "\\n");
         let set = KeySet::from_pem_list(&escaped).unwrap();
-        let jwks = set.jwks();
+        let jwks = set.jwks().unwrap();
         let keys = jwks["keys"].as_array().unwrap();
         assert_eq!(keys.len(), 2);
         assert_ne!(keys[0]["kid"], keys[1]["kid"]);
@@ -159,7 +206,7 @@ pub(crate) mod tests {
         let token = before
             .active()
             .unwrap()
-            .sign(&serde_json::json!({"sub": "x"}))
+            .sign(TYP_ID_TOKEN, &serde_json::json!({"sub": "x"}))
             .unwrap();
         // Rotation: the new key goes first (it signs from now on), the old one stays listed.
         let after = KeySet::from_pem_list(&format!("{new}{old}")).unwrap();
@@ -170,7 +217,7 @@ pub(crate) mod tests {
             .clone()
             .unwrap();
         assert_ne!(after.active().unwrap().kid, kid, "the new key signs now");
-        let jwks = after.jwks();
+        let jwks = after.jwks().unwrap();
         let published = jwks["keys"]
             .as_array()
             .unwrap()
@@ -192,10 +239,26 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn an_unusable_secret_is_reported_on_use_never_served_as_an_empty_set() {
+        for set in [
+            KeySet::load("not a key"),
+            KeySet::load(""),
+            KeySet::default(),
+        ] {
+            assert!(set.error().is_some());
+            assert!(set.active().is_err());
+            assert!(set.jwks().is_err(), "an empty JWKS would hide the problem");
+        }
+        assert!(KeySet::load(&test_pem()).error().is_none());
+    }
+
+    #[test]
     fn signed_token_verifies_with_published_key() {
         let set = KeySet::from_pem_list(&test_pem()).unwrap();
         let key = set.active().unwrap();
-        let token = key.sign(&serde_json::json!({"sub": "x"})).unwrap();
+        let token = key
+            .sign(TYP_ID_TOKEN, &serde_json::json!({"sub": "x"}))
+            .unwrap();
         let untrusted = UntrustedToken::new(&token).unwrap();
         assert_eq!(untrusted.header().key_id.as_deref(), Some(key.kid.as_str()));
         let public = RsaPublicKey::from(&key.private);

@@ -14,6 +14,7 @@ pub mod ids;
 pub mod keys;
 pub mod model;
 pub mod oauth;
+pub mod org;
 pub mod password;
 pub mod router;
 pub mod secret;

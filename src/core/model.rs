@@ -56,6 +56,18 @@ pub struct AppPolicy {
     pub certificate: Option<String>,
     pub asset_tokens: Option<AssetTokenPolicy>,
     pub allowed_origins: Vec<String>,
+    /// Seconds (0–60) during which a rotated-out refresh token presented again by its client
+    /// gets a fresh pair instead of revoking the family, for clients that refresh in parallel.
+    /// 0, the default, is Salesforce's rule: any reuse revokes the family.
+    pub refresh_reuse_grace_s: u64,
+}
+
+impl AppPolicy {
+    /// Whether refresh rotates the refresh token. RFC 9700 §2.2.2: refresh tokens of public
+    /// clients (no secret needed to refresh) MUST be sender-constrained or rotate.
+    pub fn rotates(&self) -> bool {
+        self.rotate_refresh_tokens || !self.secret_required_refresh
+    }
 }
 
 impl Default for AppPolicy {
@@ -76,6 +88,7 @@ impl Default for AppPolicy {
             certificate: None,
             asset_tokens: None,
             allowed_origins: Vec::new(),
+            refresh_reuse_grace_s: 0,
         }
     }
 }
@@ -114,6 +127,10 @@ pub struct User {
     pub name: String,
     pub active: bool,
     pub created_at: u64,
+    /// Browser sessions begun before this instant are over: set when the password changes or
+    /// the user is deactivated.
+    #[serde(default)]
+    pub sessions_valid_from_ms: u64,
 }
 
 /// Org-wide switches (CONTRACT §4; salesforce-reference.md §11.3).

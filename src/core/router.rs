@@ -3,36 +3,29 @@
 use super::admin;
 use super::config::Ctx;
 use super::discovery;
-use super::env::Rng;
-use super::http::{Method, Request, Response};
-use super::ids::{new_record_id, ORG_PREFIX};
-use super::model::OrgSettings;
+use super::http::{BodyError, Method, Request, Response};
+use super::oauth::authz::error_page;
 use super::oauth::cors::{self, Exposure};
 use super::oauth::error::OAuthError;
-use super::oauth::{authorize, interaction, introspect, revoke, token, userinfo};
-use super::storage::{Store, StoreError};
+use super::oauth::{authorize, introspect, revoke, token, userinfo};
+use super::storage::Store;
 
-/// The org's settings, created with CONTRACT §4 defaults and a fresh org id on first use.
-pub async fn org_settings<S: Store>(ctx: &Ctx<'_, S>) -> Result<OrgSettings, StoreError> {
-    if let Some(s) = ctx.store.load_settings().await? {
-        return Ok(s);
-    }
-    init_org(ctx.store, ctx.rng).await
-}
-
-/// The org id (for token prefixes and identity URLs); cached by the edge store.
-pub async fn org_id<S: Store>(ctx: &Ctx<'_, S>) -> Result<String, StoreError> {
-    match ctx.store.org_id().await? {
-        Some(id) => Ok(id),
-        // First use of a fresh org: create it (without reading the settings a second time).
-        None => Ok(init_org(ctx.store, ctx.rng).await?.org_id),
-    }
-}
-
-async fn init_org<S: Store>(store: &S, rng: &dyn Rng) -> Result<OrgSettings, StoreError> {
-    store
-        .init_settings(&OrgSettings::with_defaults(new_record_id(rng, ORG_PREFIX)))
-        .await
+/// The answer to a body the edge refused before reading it: 413 for one over the limit (RFC
+/// 9110 §15.5.14), 400 for an unreadable one; RFC 6749 JSON `invalid_request` except at the
+/// authorization endpoint, whose errors are pages.
+pub fn refuse_body(path: &str, e: BodyError) -> Response {
+    let (status, description) = match e {
+        BodyError::TooLarge => (413, "request body too large"),
+        BodyError::Unreadable => (400, "unreadable request body"),
+    };
+    let error = OAuthError::invalid_request(description);
+    let mut resp = if path.trim_end_matches('/') == "/services/oauth2/authorize" {
+        error_page(&error)
+    } else {
+        error.to_response(false)
+    };
+    resp.status = status;
+    resp
 }
 
 fn method_not_allowed(allowed: &str) -> Response {
@@ -86,10 +79,14 @@ async fn route<S: Store>(ctx: &Ctx<'_, S>, req: &Request, path: &str) -> Respons
             Get | Head,
         ) => Response::json(200, &discovery::metadata(ctx))
             .with_header("cache-control", "public, max-age=300"),
-        ("/id/keys", Get | Head) => Response::json(200, &ctx.config.keys.jwks())
-            .with_header("cache-control", "public, max-age=300"),
+        ("/id/keys", Get | Head) => match ctx.config.keys.jwks() {
+            Ok(jwks) => {
+                Response::json(200, &jwks).with_header("cache-control", "public, max-age=300")
+            }
+            Err(e) => OAuthError::from(e).to_response(false),
+        },
         ("/services/oauth2/authorize", Get) => authorize::get(ctx, req).await,
-        ("/services/oauth2/authorize", Post) => interaction::post(ctx, req).await,
+        ("/services/oauth2/authorize", Post) => authorize::post(ctx, req).await,
         ("/services/oauth2/authorize", _) => method_not_allowed("GET, POST"),
         ("/services/oauth2/token", Post) => token::post(ctx, req).await,
         ("/services/oauth2/token", _) => method_not_allowed("POST"),

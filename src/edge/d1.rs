@@ -225,6 +225,7 @@ struct UserRow {
     name: String,
     active: i64,
     created_at: u64,
+    sessions_valid_from_ms: u64,
 }
 
 impl From<UserRow> for User {
@@ -237,17 +238,19 @@ impl From<UserRow> for User {
             name: r.name,
             active: r.active != 0,
             created_at: r.created_at,
+            sessions_valid_from_ms: r.sessions_valid_from_ms,
         }
     }
 }
 
-const USER_COLUMNS: &str = "user_id, username, password_hash, email, name, active, created_at";
+const USER_COLUMNS: &str =
+    "user_id, username, password_hash, email, name, active, created_at, sessions_valid_from_ms";
 
 impl UserStore for EdgeStore {
     async fn create_user(&self, u: &User) -> Result<(), StoreError> {
         let result = self
             .exec(
-                &format!("INSERT INTO users ({USER_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)"),
+                &format!("INSERT INTO users ({USER_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"),
                 &[
                     Arg::Text(&u.user_id),
                     Arg::Text(&u.username),
@@ -256,6 +259,7 @@ impl UserStore for EdgeStore {
                     Arg::Text(&u.name),
                     Arg::Int(u.active.into()),
                     Arg::Int(u.created_at),
+                    Arg::Int(u.sessions_valid_from_ms),
                 ],
             )
             .await;
@@ -299,31 +303,29 @@ impl UserStore for EdgeStore {
             .await?;
         Ok(rows.into_iter().map(Into::into).collect())
     }
-    async fn update_user(&self, u: &User) -> Result<bool, StoreError> {
-        let n = self
-            .exec(
-                "UPDATE users SET password_hash = ?, email = ?, name = ?, active = ? WHERE user_id = ?",
-                &[
-                    Arg::Text(&u.password_hash),
-                    Arg::Text(&u.email),
-                    Arg::Text(&u.name),
-                    Arg::Int(u.active.into()),
-                    Arg::Text(&u.user_id),
-                ],
-            )
-            .await?;
-        Ok(n == 1)
-    }
-    async fn deactivate_user(&self, user_id: &str, now_s: u64) -> Result<bool, StoreError> {
-        let results = self
-            .batch(vec![
-                self.stmt("UPDATE users SET active = 0 WHERE user_id = ?", &[Arg::Text(user_id)])?,
-                self.stmt(
-                    "UPDATE token_families SET revoked_at = ? WHERE user_id = ? AND revoked_at IS NULL",
-                    &[Arg::Int(now_s), Arg::Text(user_id)],
-                )?,
-            ])
-            .await?;
+    async fn update_user(
+        &self,
+        u: &User,
+        revoke_tokens_at_s: Option<u64>,
+    ) -> Result<bool, StoreError> {
+        let mut stmts = vec![self.stmt(
+            "UPDATE users SET password_hash = ?, email = ?, name = ?, active = ?, sessions_valid_from_ms = ? WHERE user_id = ?",
+            &[
+                Arg::Text(&u.password_hash),
+                Arg::Text(&u.email),
+                Arg::Text(&u.name),
+                Arg::Int(u.active.into()),
+                Arg::Int(u.sessions_valid_from_ms),
+                Arg::Text(&u.user_id),
+            ],
+        )?];
+        if let Some(now_s) = revoke_tokens_at_s {
+            stmts.push(self.stmt(
+                "UPDATE token_families SET revoked_at = ? WHERE user_id = ? AND revoked_at IS NULL",
+                &[Arg::Int(now_s), Arg::Text(&u.user_id)],
+            )?);
+        }
+        let results = self.batch(stmts).await?;
         Ok(results.first().map(changes) == Some(1))
     }
 }

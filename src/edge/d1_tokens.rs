@@ -67,8 +67,9 @@ struct FoundRow {
     family_scopes: String,
     auth_time: u64,
     family_created_at: u64,
-    last_used_at: u64,
+    last_used_ms: u64,
     revoked_at: Option<u64>,
+    rotated_ms: Option<u64>,
 }
 
 impl FoundRow {
@@ -99,9 +100,10 @@ impl FoundRow {
                 scopes: parse(&self.family_scopes)?,
                 auth_time_s: self.auth_time,
                 created_at_s: self.family_created_at,
-                last_used_at_s: self.last_used_at,
+                last_used_at_ms: self.last_used_ms,
                 revoked_at_s: self.revoked_at,
             },
+            rotated_at_ms: self.rotated_ms,
         })
     }
 }
@@ -120,7 +122,7 @@ impl TokenStore for EdgeStore {
                 &[Arg::Text(&code_hash.0), Arg::Text(&f.family_id), Arg::Int(f.created_at_s)],
             )?,
             self.stmt(
-                "INSERT INTO token_families (family_id, client_id, user_id, scopes, auth_time, created_at, last_used_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO token_families (family_id, client_id, user_id, scopes, auth_time, created_at, last_used_ms) VALUES (?, ?, ?, ?, ?, ?, ?)",
                 &[
                     Arg::Text(&f.family_id),
                     Arg::Text(&f.client_id),
@@ -128,7 +130,7 @@ impl TokenStore for EdgeStore {
                     Arg::Text(&scopes),
                     Arg::Int(f.auth_time_s),
                     Arg::Int(f.created_at_s),
-                    Arg::Int(f.last_used_at_s),
+                    Arg::Int(f.last_used_at_ms),
                 ],
             )?,
         ];
@@ -152,8 +154,9 @@ impl TokenStore for EdgeStore {
         let row: Option<FoundRow> = self
             .first(
                 "SELECT t.token_hash, t.family_id, t.kind, t.scopes AS token_scopes, t.created_at AS token_created_at, t.expires_at, t.state, \
-                 f.client_id, f.user_id, f.scopes AS family_scopes, f.auth_time, f.created_at AS family_created_at, f.last_used_at, f.revoked_at \
-                 FROM tokens t JOIN token_families f ON f.family_id = t.family_id WHERE t.token_hash = ?",
+                 f.client_id, f.user_id, f.scopes AS family_scopes, f.auth_time, f.created_at AS family_created_at, f.last_used_ms, f.revoked_at, r.rotated_ms \
+                 FROM tokens t JOIN token_families f ON f.family_id = t.family_id \
+                 LEFT JOIN refresh_rotations r ON r.token_hash = t.token_hash WHERE t.token_hash = ?",
                 &[Arg::Text(&hash.0)],
             )
             .await?;
@@ -165,17 +168,17 @@ impl TokenStore for EdgeStore {
         old: &SecretHash,
         family_id: &str,
         tokens: &[TokenRecord],
-        now_s: u64,
+        now_ms: u64,
     ) -> Result<Rotation, StoreError> {
         let mut stmts = vec![
             self.stmt(
-                "INSERT INTO refresh_rotations (token_hash, family_id, rotated_at) VALUES (?, ?, ?)",
-                &[Arg::Text(&old.0), Arg::Text(family_id), Arg::Int(now_s)],
+                "INSERT INTO refresh_rotations (token_hash, family_id, rotated_ms) VALUES (?, ?, ?)",
+                &[Arg::Text(&old.0), Arg::Text(family_id), Arg::Int(now_ms)],
             )?,
             self.stmt("UPDATE tokens SET state = 'rotated' WHERE token_hash = ?", &[Arg::Text(&old.0)])?,
             self.stmt(
-                "UPDATE token_families SET last_used_at = ? WHERE family_id = ?",
-                &[Arg::Int(now_s), Arg::Text(family_id)],
+                "UPDATE token_families SET last_used_ms = ? WHERE family_id = ?",
+                &[Arg::Int(now_ms), Arg::Text(family_id)],
             )?,
         ];
         for t in tokens {
@@ -183,14 +186,25 @@ impl TokenStore for EdgeStore {
         }
         match self.batch(stmts).await {
             Ok(_) => Ok(Rotation::Rotated),
-            Err(_)
-                if self
-                    .marker_exists("refresh_rotations", "token_hash", &old.0)
-                    .await? =>
-            {
-                Ok(Rotation::Reused)
+            Err(e) => {
+                // A refused batch: a lost race (the marker row exists) or a backend failure.
+                #[derive(Deserialize)]
+                struct Row {
+                    rotated_ms: u64,
+                }
+                let row: Option<Row> = self
+                    .first(
+                        "SELECT rotated_ms FROM refresh_rotations WHERE token_hash = ?",
+                        &[Arg::Text(&old.0)],
+                    )
+                    .await?;
+                match row {
+                    Some(r) => Ok(Rotation::Reused {
+                        rotated_at_ms: r.rotated_ms,
+                    }),
+                    None => Err(backend(format!("{e:?}"))),
+                }
             }
-            Err(e) => Err(backend(format!("{e:?}"))),
         }
     }
 
@@ -198,11 +212,11 @@ impl TokenStore for EdgeStore {
         &self,
         family_id: &str,
         tokens: &[TokenRecord],
-        now_s: u64,
+        now_ms: u64,
     ) -> Result<(), StoreError> {
         let mut stmts = vec![self.stmt(
-            "UPDATE token_families SET last_used_at = ? WHERE family_id = ?",
-            &[Arg::Int(now_s), Arg::Text(family_id)],
+            "UPDATE token_families SET last_used_ms = ? WHERE family_id = ?",
+            &[Arg::Int(now_ms), Arg::Text(family_id)],
         )?];
         for t in tokens {
             stmts.push(self.insert_token(t)?);

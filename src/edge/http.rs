@@ -1,42 +1,52 @@
 //! `worker::Request` ⇄ core request/response.
 
+use futures_util::StreamExt;
 use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
 
-use crate::core::http::{Method, Request, Response, MAX_BODY_BYTES};
-use crate::core::oauth::error::OAuthError;
+use crate::core::http::{BodyError, BodyReader, Method, Request, Response};
+use crate::core::router::refuse_body;
 
-/// The core's view of the request. Multipart bodies are re-encoded as form-urlencoded
-/// (salesforce-reference.md §0.3: Salesforce clients send both).
+/// The core's view of the request. Bodies are read through [`BodyReader`]: an oversized one is
+/// refused by its `Content-Length` before a byte is read, or as soon as a chunked one passes the
+/// limit. Multipart bodies (Salesforce clients send both encodings) are read the same way, then
+/// re-encoded as form-urlencoded.
 pub async fn to_core(mut req: worker::Request) -> Result<Request, Response> {
     let url = req
         .url()
-        .map_err(|_| OAuthError::invalid_request("bad URL").to_response(false))?;
+        .map_err(|_| refuse_body("", BodyError::Unreadable))?;
+    let path = url.path().to_owned();
     let method = Method::parse(req.method().as_ref());
     let mut headers: Vec<(String, String)> = req
         .headers()
         .entries()
         .map(|(k, v)| (k.to_ascii_lowercase(), v))
         .collect();
+    let header = |name: &str| {
+        headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+    };
     let has_body = matches!(
         method,
         Method::Post | Method::Put | Method::Patch | Method::Delete
     );
-    let content_type = req
-        .headers()
-        .get("content-type")
-        .ok()
-        .flatten()
-        .unwrap_or_default();
-    let body = if !has_body {
+    let content_type = header("content-type").unwrap_or_default();
+    let body = if has_body {
+        read_body(&mut req, header("content-length").as_deref())
+            .await
+            .map_err(|e| refuse_body(&path, e))?
+    } else {
         Vec::new()
-    } else if content_type
+    };
+    let body = if content_type
         .to_ascii_lowercase()
         .starts_with("multipart/form-data")
     {
-        let pairs = multipart_pairs(&req).await.map_err(|_| {
-            OAuthError::invalid_request("malformed multipart body").to_response(false)
-        })?;
+        let pairs = multipart_pairs(body, &content_type)
+            .await
+            .map_err(|_| refuse_body(&path, BodyError::Unreadable))?;
         headers.retain(|(k, _)| k != "content-type");
         headers.push((
             "content-type".into(),
@@ -47,26 +57,44 @@ pub async fn to_core(mut req: worker::Request) -> Result<Request, Response> {
             .finish()
             .into_bytes()
     } else {
-        req.bytes().await.unwrap_or_default()
+        body
     };
-    if body.len() > MAX_BODY_BYTES {
-        return Err(OAuthError::invalid_request("request body too large").to_response(false));
-    }
     Ok(Request {
         method,
         origin: url.origin().ascii_serialization(),
-        path: url.path().to_owned(),
+        path,
         query: url.query().unwrap_or_default().to_owned(),
         headers,
         body,
     })
 }
 
-/// Text fields of a multipart body, in order; file parts are ignored.
+async fn read_body(
+    req: &mut worker::Request,
+    content_length: Option<&str>,
+) -> Result<Vec<u8>, BodyError> {
+    let mut reader = BodyReader::start(content_length)?;
+    // A request without a body has no stream.
+    if let Ok(mut stream) = req.stream() {
+        while let Some(chunk) = stream.next().await {
+            reader.push(&chunk.map_err(|_| BodyError::Unreadable)?)?;
+        }
+    }
+    Ok(reader.finish())
+}
+
+/// Text fields of a multipart body, in order; file parts are ignored. The runtime's own parser
+/// reads the already size-checked bytes.
 async fn multipart_pairs(
-    req: &worker::Request,
+    mut body: Vec<u8>,
+    content_type: &str,
 ) -> Result<Vec<(String, String)>, wasm_bindgen::JsValue> {
-    let form = JsFuture::from(req.inner().form_data()?).await?;
+    let headers = web_sys::Headers::new()?;
+    headers.set("content-type", content_type)?;
+    let init = web_sys::ResponseInit::new();
+    init.set_headers(&headers);
+    let parsed = web_sys::Response::new_with_opt_u8_array_and_init(Some(&mut body), &init)?;
+    let form = JsFuture::from(parsed.form_data()?).await?;
     let mut pairs = Vec::new();
     if let Some(iter) = js_sys::try_iter(&form)? {
         for entry in iter {

@@ -3,8 +3,8 @@
 //! trusted to be single-use: code redemption is decided in D1.
 
 use super::store::EdgeStore;
-use crate::core::oauth::authorize::{CODE_TTL_S, SESSION_TTL_S};
-use crate::core::oauth::interaction::INTERACTION_TTL_S;
+use crate::core::oauth::authz::CODE_TTL_S;
+use crate::core::oauth::interaction::{INTERACTION_TTL_S, SESSION_TTL_S};
 use crate::core::secret::SecretHash;
 use crate::core::storage::{
     CodeGrant, CodeStore, Interaction, InteractionStore, Session, SessionStore, StoreError,

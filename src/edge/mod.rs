@@ -42,10 +42,15 @@ fn keys(env: &Env) -> Rc<KeySet> {
                 return set.clone();
             }
         }
-        let set = Rc::new(KeySet::from_pem_list(&pems).unwrap_or_else(|e| {
+        let set = if pems.trim().is_empty() {
+            KeySet::unusable("SIGNING_KEYS is not set")
+        } else {
+            KeySet::load(&pems)
+        };
+        if let Some(e) = set.error() {
             worker::console_error!("SIGNING_KEYS unusable: {}", e.0);
-            KeySet::default()
-        }));
+        }
+        let set = Rc::new(set);
         *cell.borrow_mut() = Some((pems, set.clone()));
         set
     })
@@ -68,6 +73,7 @@ async fn fetch(req: worker::Request, env: Env, _ctx: Context) -> worker::Result<
         admin_token: var(&env, "ADMIN_TOKEN").map(Secret::new),
         keys: keys(&env),
     };
+    let path = request.as_ref().map(|r| r.path.clone()).unwrap_or_default();
     let response = match request {
         Ok(request) => {
             let ctx = Ctx {
@@ -84,6 +90,16 @@ async fn fetch(req: worker::Request, env: Env, _ctx: Context) -> worker::Result<
         }
         Err(resp) => resp,
     };
+    // A server error is the operator's to fix: say where, with the (secret-free) description.
+    if response.status >= 500 {
+        let body = String::from_utf8_lossy(&response.body);
+        let keys = config
+            .keys
+            .error()
+            .map(|e| format!(" (SIGNING_KEYS unusable: {})", e.0))
+            .unwrap_or_default();
+        worker::console_error!("{} {path}: {body}{keys}", response.status);
+    }
     // Dev only (`EXPOSE_ROUND_TRIPS=1`): how many storage round trips this request made.
     let response = if var(&env, "EXPOSE_ROUND_TRIPS").as_deref() == Some("1") {
         let (kv, d1) = store.round_trips();

@@ -16,8 +16,10 @@ use crate::core::storage::StoreError;
 pub struct EdgeStore {
     pub kv: KvStore,
     pub db: D1Database,
-    /// `RL_LOGIN` and `RL_CLIENT` bindings; absent bindings throttle nothing.
+    /// `RL_LOGIN`, `RL_LOGIN_IP` and `RL_CLIENT`; a missing one fails the requests that need
+    /// it (fail closed), it never switches throttling off.
     login_limiter: Option<RateLimiter>,
+    login_ip_limiter: Option<RateLimiter>,
     client_limiter: Option<RateLimiter>,
     kv_trips: Cell<u32>,
     d1_trips: Cell<u32>,
@@ -56,6 +58,7 @@ impl EdgeStore {
             kv: env.kv("KV")?,
             db: env.d1("DB")?,
             login_limiter: env.rate_limiter("RL_LOGIN").ok(),
+            login_ip_limiter: env.rate_limiter("RL_LOGIN_IP").ok(),
             client_limiter: env.rate_limiter("RL_CLIENT").ok(),
             kv_trips: Cell::new(0),
             d1_trips: Cell::new(0),
@@ -154,13 +157,16 @@ pub fn changes(result: &D1Result) -> usize {
 
 impl Throttle for EdgeStore {
     async fn allow(&self, limit: Limit, key: &str) -> Result<bool, StoreError> {
-        let limiter = match limit {
-            Limit::Login => &self.login_limiter,
-            Limit::Client => &self.client_limiter,
+        let (limiter, binding) = match limit {
+            Limit::Login => (&self.login_limiter, "RL_LOGIN"),
+            Limit::LoginIp => (&self.login_ip_limiter, "RL_LOGIN_IP"),
+            Limit::ClientAuth => (&self.client_limiter, "RL_CLIENT"),
         };
         match limiter {
             Some(l) => Ok(l.limit(key.to_owned()).await.map_err(backend)?.success),
-            None => Ok(true),
+            None => Err(backend(format!(
+                "rate-limit binding {binding} is missing from wrangler.toml: refusing rather than not throttling"
+            ))),
         }
     }
 }

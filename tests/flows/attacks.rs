@@ -214,7 +214,7 @@ fn login_and_consent_posts_without_valid_csrf_are_refused() {
         assert!(!r
             .headers
             .iter()
-            .any(|(k, v)| k == "set-cookie" && v.starts_with("eo_sid")));
+            .any(|(k, v)| k == "set-cookie" && v.starts_with(&format!("{SID}="))));
     };
     attempt(&[("interaction", &h["interaction"])], &b);
     attempt(
@@ -224,7 +224,7 @@ fn login_and_consent_posts_without_valid_csrf_are_refused() {
         ],
         &b,
     );
-    // The right token from another browser (no eo_bid cookie bound to it).
+    // The right token from another browser (no browser cookie bound to it).
     attempt(
         &[
             ("interaction", &h["interaction"]),
@@ -359,5 +359,5 @@ fn password_guessing_is_throttled_per_username_before_any_hashing() {
         "the right password is refused too once throttled"
     );
     assert!(r.body.contains("Too many attempts"));
-    assert!(!b.cookies.borrow().contains_key("eo_sid"));
+    assert!(!b.cookies.borrow().contains_key(SID));
 }

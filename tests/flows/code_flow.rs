@@ -266,13 +266,13 @@ fn login_hint_prefills_username_and_wrong_password_shows_the_form_again() {
     assert_eq!(r.status, 401);
     assert!(r.body.contains("Wrong username or password"));
     assert!(
-        !b.cookies.borrow().contains_key("eo_sid"),
+        !b.cookies.borrow().contains_key(SID),
         "no session on failure"
     );
 }
 
 #[test]
-fn session_cookie_is_httponly_lax_and_secure_off_loopback() {
+fn cookies_under_an_https_issuer_are_host_prefixed_secure_httponly_lax_and_host_only() {
     let s = Server::new();
     let app = s.app(json!({}));
     s.user("alice");
@@ -285,17 +285,24 @@ fn session_cookie_is_httponly_lax_and_secure_off_loopback() {
             && csp.contains("form-action 'self' https://app.example.com;"),
         "{csp}"
     );
-    let cookie = r
-        .headers
-        .iter()
-        .find(|(k, v)| k == "set-cookie" && v.starts_with("eo_sid="))
-        .unwrap()
-        .1
-        .clone();
-    assert!(
-        cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax") && cookie.contains("Secure"),
-        "{cookie}"
-    );
+    let set_cookie = |resp: &Reply, name: &str| {
+        resp.headers
+            .iter()
+            .find(|(k, v)| k == "set-cookie" && v.starts_with(&format!("{name}=")))
+            .unwrap_or_else(|| panic!("no {name} cookie"))
+            .1
+            .clone()
+    };
+    for cookie in [set_cookie(&r, SID), set_cookie(&page, "__Host-eo_bid")] {
+        assert!(
+            cookie.contains("; Path=/;")
+                && cookie.contains("HttpOnly")
+                && cookie.contains("SameSite=Lax")
+                && cookie.ends_with("; Secure")
+                && !cookie.to_ascii_lowercase().contains("domain="),
+            "{cookie}"
+        );
+    }
 }
 
 #[test]
@@ -369,7 +376,7 @@ fn zero_refresh_policy_issues_no_refresh_token() {
 }
 
 #[test]
-fn jwt_access_tokens_are_signed_typ_jwt_and_still_revocable() {
+fn jwt_access_tokens_are_typ_at_jwt_for_the_instance_and_cannot_pass_as_id_tokens() {
     let s = Server::new();
     let app = s.app(json!({"jwt_access_tokens": true}));
     let alice = s.user("alice");
@@ -384,14 +391,22 @@ fn jwt_access_tokens_are_signed_typ_jwt_and_still_revocable() {
             .unwrap(),
     )
     .unwrap();
-    assert_eq!(
-        header["typ"], "JWT",
-        "sfdx-core recognises typ:JWT access tokens"
-    );
+    // RFC 9068 §2.1 / RFC 8725 §3.11: never substitutable for an ID token (typ JWT, aud = client).
+    assert_eq!(header["typ"], "at+jwt");
     assert_eq!(header["alg"], "RS256");
     assert_eq!(header["tty"], "sfdc-core-token");
     let c = claims(at);
     assert_eq!(c["client_id"], app.client_id);
+    assert_eq!(
+        c["aud"], ISSUER,
+        "aud is the resource (the instance URL), never the client"
+    );
+    assert_eq!(c["iss"], ISSUER);
+    assert!(c["jti"].as_str().is_some_and(|j| j.len() >= 22));
+    let id_token = j["id_token"].as_str().unwrap();
+    assert_eq!(claims(id_token)["aud"], app.client_id.as_str());
+    let r = s.userinfo(id_token);
+    assert_eq!((r.status, r.error().as_str()), (401, "invalid_token"));
     assert_eq!(
         c["scp"],
         json!(["api", "refresh_token", "openid", "profile", "email"])

@@ -7,5 +7,6 @@ mod support;
 mod admin;
 mod attacks;
 mod code_flow;
+mod hardening;
 mod refresh;
 mod token_endpoints;

@@ -161,20 +161,26 @@ fn secret_is_required_for_refresh_unless_the_app_waives_it_but_a_wrong_one_alway
         ("client_id", &app.client_id),
     ]);
     assert_eq!(no_secret.status, 401);
-    s.admin(
+    // A public client for refresh must rotate (RFC 9700 §2.2.2).
+    let r = s.admin(
         Method::Patch,
         &format!("/admin/apps/{}", app.client_id),
-        json!({"secret_required_refresh": false}),
+        json!({"secret_required_refresh": false, "rotate_refresh_tokens": true}),
     );
+    assert_eq!(r.status, 200, "{}", r.body);
     let no_secret = s.token(&[
         ("grant_type", "refresh_token"),
         ("refresh_token", rt),
         ("client_id", &app.client_id),
     ]);
     assert_eq!(no_secret.status, 200, "{}", no_secret.body);
+    let rt = no_secret.json()["refresh_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let wrong = s.token(&[
         ("grant_type", "refresh_token"),
-        ("refresh_token", rt),
+        ("refresh_token", &rt),
         ("client_id", &app.client_id),
         ("client_secret", "nope"),
     ]);

@@ -19,6 +19,8 @@ use serde_json::{json, Value};
 pub const ISSUER: &str = "https://login.example.com";
 pub const CALLBACK: &str = "https://app.example.com/cb";
 pub const PASSWORD: &str = "correct horse battery";
+/// The session cookie's name under an https issuer (`__Host-` prefix, RFC 6265bis).
+pub const SID: &str = "__Host-eo_sid";
 pub const ADMIN: &str = "admin-token-for-tests-0123456789abcdefghijk";
 
 fn test_pem() -> &'static str {

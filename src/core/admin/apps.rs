@@ -7,7 +7,7 @@ use super::{json, json_object, reject_unknown, typed, AdminError, AdminResult};
 use crate::core::config::Ctx;
 use crate::core::http::Request;
 use crate::core::ids::new_consumer_key;
-use crate::core::model::{App, AppPolicy};
+use crate::core::model::{App, AppPolicy, RefreshTokenPolicy};
 use crate::core::oauth::redirect::check_callback_url;
 use crate::core::oauth::scope::unknown_scopes;
 use crate::core::secret::Secret;
@@ -35,6 +35,39 @@ fn allowed_fields() -> Vec<String> {
     fields
 }
 
+/// Longest refresh token lifetime or idle window: 10 years. Bounded so that no timestamp
+/// arithmetic can overflow.
+pub const MAX_REFRESH_WINDOW_S: u64 = 10 * 365 * 86400;
+/// Longest reuse grace for a rotated refresh token.
+pub const MAX_REUSE_GRACE_S: u64 = 60;
+
+fn check_refresh_policy(p: &AppPolicy) -> Result<(), AdminError> {
+    let window = match p.refresh_token_policy {
+        RefreshTokenPolicy::Lifetime { lifetime_s } => Some(("lifetime_s", lifetime_s)),
+        RefreshTokenPolicy::Inactivity { inactivity_s } => Some(("inactivity_s", inactivity_s)),
+        RefreshTokenPolicy::Named(_) => None,
+    };
+    if let Some((field, v)) = window {
+        if !(1..=MAX_REFRESH_WINDOW_S).contains(&v) {
+            return Err(AdminError::bad_request(format!(
+                "refresh_token_policy.{field} must be between 1 and {MAX_REFRESH_WINDOW_S}"
+            )));
+        }
+    }
+    if p.refresh_reuse_grace_s > MAX_REUSE_GRACE_S {
+        return Err(AdminError::bad_request(format!(
+            "refresh_reuse_grace_s must be between 0 and {MAX_REUSE_GRACE_S}"
+        )));
+    }
+    // RFC 9700 §2.2.2: a public client's refresh tokens MUST be sender-constrained or rotate.
+    if !p.secret_required_refresh && !p.rotate_refresh_tokens {
+        return Err(AdminError::bad_request(
+            "secret_required_refresh: false needs rotate_refresh_tokens: true (refresh tokens of public clients must rotate, RFC 9700 §2.2.2)",
+        ));
+    }
+    Ok(())
+}
+
 fn validate(input: &AppInput) -> Result<(), AdminError> {
     if input.name.trim().is_empty() || input.name.len() > 255 {
         return Err(AdminError::bad_request("name must be 1 to 255 characters"));
@@ -53,6 +86,7 @@ fn validate(input: &AppInput) -> Result<(), AdminError> {
         )));
     }
     let p = &input.policy;
+    check_refresh_policy(p)?;
     if !(60..=86400 * 30).contains(&p.access_token_ttl_s) {
         return Err(AdminError::bad_request(
             "access_token_ttl_s must be between 60 and 2592000",

@@ -5,7 +5,7 @@ use serde::Deserialize;
 use super::{json, json_object, typed, AdminError, AdminResult};
 use crate::core::config::Ctx;
 use crate::core::http::Request;
-use crate::core::router::org_settings;
+use crate::core::org::org_settings;
 use crate::core::secret::Secret;
 use crate::core::storage::Store;
 

@@ -102,6 +102,7 @@ pub async fn create<S: Store>(ctx: &Ctx<'_, S>, req: &Request) -> AdminResult {
         name: input.name,
         active: true,
         created_at: ctx.now_s(),
+        sessions_valid_from_ms: 0,
     };
     // The store's unique index still decides a race between two creations.
     ctx.store.create_user(&user).await?;
@@ -135,28 +136,35 @@ pub async fn update<S: Store>(ctx: &Ctx<'_, S>, req: &Request, id: &str) -> Admi
         check_text("name", &name)?;
         user.name = name;
     }
+    let password_changed = patch.password.is_some();
     if let Some(password) = patch.password {
         check_password(&password)?;
         user.password_hash = hash(ctx, &password)?;
     }
-    let deactivating = patch.active == Some(false) && user.active;
+    let deactivating = patch.active == Some(false);
     if let Some(active) = patch.active {
         user.active = active;
     }
-    if !ctx.store.update_user(&user).await? {
-        return Err(AdminError::not_found("user"));
-    }
-    if deactivating {
-        ctx.store.deactivate_user(id, ctx.now_s()).await?;
-    }
-    json(200, &view(&user))
+    save(ctx, user, password_changed || deactivating).await
 }
 
-/// `DELETE` deactivates: the record stays (tokens and audit trails refer to it) and every
-/// token issued to the user is revoked.
+/// `DELETE` deactivates: the record stays (tokens and audit trails refer to it).
 pub async fn deactivate<S: Store>(ctx: &Ctx<'_, S>, id: &str) -> AdminResult {
-    if !ctx.store.deactivate_user(id, ctx.now_s()).await? {
+    let mut user = load(ctx, id).await?;
+    user.active = false;
+    save(ctx, user, true).await
+}
+
+/// Stores `user`. A password change or a deactivation ends everything issued before it, in the
+/// same transaction: the user's browser sessions (`sessions_valid_from_ms`) and every token
+/// family. Reactivating later revives none of it.
+async fn save<S: Store>(ctx: &Ctx<'_, S>, mut user: User, end_sessions: bool) -> AdminResult {
+    let revoke_at = end_sessions.then(|| {
+        user.sessions_valid_from_ms = ctx.clock.now_ms();
+        ctx.now_s()
+    });
+    if !ctx.store.update_user(&user, revoke_at).await? {
         return Err(AdminError::not_found("user"));
     }
-    json(200, &view(&load(ctx, id).await?))
+    json(200, &view(&user))
 }

@@ -86,41 +86,39 @@ pub struct Client {
 }
 
 /// Looks the client up and checks its secret. A secret that is sent is always checked, even
-/// where it is optional (salesforce-reference.md §1.2, §3). `secret_required` says whether a
-/// missing secret is acceptable for this request.
+/// where it is optional (as Salesforce does). `secret_required` says whether a missing secret
+/// is acceptable for this request.
+///
+/// Only failures count against the throttle, keyed by client id and caller address: a flood of
+/// wrong secrets from one address gets that address 429s, while the real client, elsewhere or
+/// with its right secret, is never slowed down.
 pub async fn authenticate<S: Store>(
     ctx: &Ctx<'_, S>,
+    req: &Request,
     creds: Option<ClientCredentials>,
     secret_required: impl Fn(&App) -> bool,
 ) -> Result<Client, OAuthError> {
     // RFC 6749 §5.2: `invalid_client` when no client authentication is included.
     let creds =
         creds.ok_or_else(|| OAuthError::new(ErrorCode::InvalidClient, "client_id required"))?;
-    // Cheap rejection before any lookup or hashing (security checklist §G, 148).
-    if !ctx.store.allow(Limit::Client, &creds.client_id).await? {
+    let app = ctx.store.get_app(&creds.client_id).await?;
+    let failure = match (app, creds.secret) {
+        (Some(app), Some(secret)) if secret.matches(&app.secret_hash) => {
+            return Ok(Client {
+                app,
+                secret: Some(secret),
+            })
+        }
+        (Some(app), None) if !secret_required(&app) => return Ok(Client { app, secret: None }),
+        (None, _) => OAuthError::new(ErrorCode::InvalidClientId, sf::CLIENT_ID_INVALID),
+        (Some(_), _) => OAuthError::new(ErrorCode::InvalidClient, sf::CLIENT_CREDENTIALS_INVALID),
+    };
+    let key = format!("{}|{}", creds.client_id, req.client_ip());
+    if !ctx.store.allow(Limit::ClientAuth, &key).await? {
         return Err(OAuthError::new(
             ErrorCode::RateLimitExceeded,
-            "too many requests for this client; retry later",
+            "too many failed client authentications from this address; retry later",
         ));
     }
-    let app = ctx
-        .store
-        .get_app(&creds.client_id)
-        .await?
-        .ok_or_else(|| OAuthError::new(ErrorCode::InvalidClientId, sf::CLIENT_ID_INVALID))?;
-    match creds.secret {
-        Some(secret) if secret.matches(&app.secret_hash) => Ok(Client {
-            app,
-            secret: Some(secret),
-        }),
-        Some(_) => Err(OAuthError::new(
-            ErrorCode::InvalidClient,
-            sf::CLIENT_CREDENTIALS_INVALID,
-        )),
-        None if secret_required(&app) => Err(OAuthError::new(
-            ErrorCode::InvalidClient,
-            sf::CLIENT_CREDENTIALS_INVALID,
-        )),
-        None => Ok(Client { app, secret: None }),
-    }
+    Err(failure)
 }

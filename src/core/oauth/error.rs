@@ -26,6 +26,8 @@ pub enum ErrorCode {
     ConsentRequired,
     ImmediateUnsuccessful,
     InvalidToken,
+    RequestNotSupported,
+    RequestUriNotSupported,
     RateLimitExceeded,
     ServerError,
 }
@@ -49,6 +51,8 @@ impl ErrorCode {
             Self::ConsentRequired => "consent_required",
             Self::ImmediateUnsuccessful => "immediate_unsuccessful",
             Self::InvalidToken => "invalid_token",
+            Self::RequestNotSupported => "request_not_supported",
+            Self::RequestUriNotSupported => "request_uri_not_supported",
             Self::RateLimitExceeded => "rate_limit_exceeded",
             Self::ServerError => "server_error",
         }
@@ -76,10 +80,13 @@ pub mod sf {
 }
 
 impl OAuthError {
+    /// The description is made safe here, once for every error: RFC 6749 §5.2 allows only
+    /// `%x20-21 / %x23-5B / %x5D-7E` in `error_description`, and descriptions often quote what
+    /// the caller sent.
     pub fn new(code: ErrorCode, description: impl Into<Cow<'static, str>>) -> Self {
         Self {
             code,
-            description: description.into(),
+            description: safe_description(description.into()),
         }
     }
 
@@ -158,14 +165,74 @@ impl OAuthError {
     }
 }
 
+/// Longest `error_description` we send: enough for any message of ours plus a quoted value.
+pub const MAX_DESCRIPTION_LEN: usize = 256;
+
+/// Replaces every byte outside RFC 6749's `error_description` set with `?` and caps the
+/// length, so caller text (a scope, a prompt value) can neither break the JSON, the redirect or
+/// the `WWW-Authenticate` header it lands in, nor smuggle markup or control characters.
+fn safe_description(d: Cow<'static, str>) -> Cow<'static, str> {
+    let allowed = |c: char| matches!(c, '\x20'..='\x21' | '\x23'..='\x5b' | '\x5d'..='\x7e');
+    if d.len() <= MAX_DESCRIPTION_LEN && d.chars().all(allowed) {
+        return d;
+    }
+    let mut out: String = d
+        .chars()
+        .map(|c| if allowed(c) { c } else { '?' })
+        .take(MAX_DESCRIPTION_LEN)
+        .collect();
+    if d.chars().count() > MAX_DESCRIPTION_LEN {
+        out.truncate(MAX_DESCRIPTION_LEN - 3);
+        out.push_str("...");
+    }
+    Cow::Owned(out)
+}
+
 impl From<ParamError> for OAuthError {
     fn from(e: ParamError) -> Self {
         Self::invalid_request(e.describe())
     }
 }
 
+/// A missing or broken signing key: a server error whose description says what is wrong (the
+/// edge logs why), never a token signed with nothing.
+impl From<crate::core::keys::KeyError> for OAuthError {
+    fn from(_: crate::core::keys::KeyError) -> Self {
+        Self::new(ErrorCode::ServerError, "signing keys unavailable")
+    }
+}
+
 impl From<StoreError> for OAuthError {
     fn from(_: StoreError) -> Self {
         Self::server_error()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn allowed(b: u8) -> bool {
+        matches!(b, 0x20..=0x21 | 0x23..=0x5b | 0x5d..=0x7e)
+    }
+
+    #[test]
+    fn descriptions_never_carry_bytes_outside_rfc_6749s_set() {
+        let hostile = format!(
+            "scope not allowed: api \"<x>\\ \u{e9}\n\r\t\u{0}{}",
+            "a".repeat(5000)
+        );
+        let e = OAuthError::invalid_request(hostile);
+        assert!(e.description.bytes().all(allowed), "{}", e.description);
+        assert!(e.description.len() <= MAX_DESCRIPTION_LEN);
+        assert!(e
+            .description
+            .starts_with("scope not allowed: api ?<x>? ???"));
+        assert!(e.description.ends_with("..."));
+        // Our own messages pass through untouched.
+        assert_eq!(
+            OAuthError::invalid_grant(sf::EXPIRED_TOKEN).description,
+            sf::EXPIRED_TOKEN
+        );
     }
 }

@@ -1,29 +1,33 @@
-//! The login and consent pages between the authorize GET and the code: pending requests kept
-//! in KV, a browser-bound CSRF token on every form (security checklist: CSRF), and the login
+//! The login and consent pages between the authorization request and the code: pending requests
+//! kept in KV, a browser-bound CSRF token on every form (security checklist: CSRF), and the login
 //! session cookie.
 
-use super::authorize::{self, AuthorizationRequest, Failure, SESSION_COOKIE, SESSION_TTL_S};
+use super::authz::{issue_code, AuthorizationRequest, Failure, CODE_TTL_S};
 use super::error::{sf, ErrorCode, OAuthError};
 use super::pages;
 use crate::core::config::Ctx;
-use crate::core::http::{cookie, Request, Response};
-use crate::core::model::{App, User};
+use crate::core::http::{Request, Response};
+use crate::core::model::{App, PermittedUsers, User};
 use crate::core::password;
-use crate::core::secret::Secret;
+use crate::core::secret::{hex, sha256, Secret};
 use crate::core::storage::{Interaction, Limit, Session, Store, StoreError};
 
+/// Browser login session: cookie name (before any `__Host-` prefix) and lifetime.
+pub const SESSION_COOKIE: &str = "eo_sid";
+pub const SESSION_TTL_S: u64 = 8 * 3600;
 /// Browser cookie the CSRF token is bound to (double submit: form token + cookie).
 pub const BROWSER_COOKIE: &str = "eo_bid";
 /// A pending request lasts as long as the code would.
-pub const INTERACTION_TTL_S: u64 = authorize::CODE_TTL_S;
+pub const INTERACTION_TTL_S: u64 = CODE_TTL_S;
 const BROWSER_COOKIE_TTL_S: u64 = 30 * 86400;
 
-/// The logged-in user of this browser, with the session's `auth_time`.
+/// The logged-in user of this browser, with the session's `auth_time`. A session started
+/// before the user's password changed or before a deactivation is over (`sessions_valid_from_ms`).
 pub async fn current_session<S: Store>(
     ctx: &Ctx<'_, S>,
     req: &Request,
 ) -> Result<Option<(User, u64)>, StoreError> {
-    let Some(sid) = req.cookie(SESSION_COOKIE) else {
+    let Some(sid) = ctx.cookies().read(req, SESSION_COOKIE) else {
         return Ok(None);
     };
     let Some(session) = ctx.store.get_session(&Secret::new(sid).hash()).await? else {
@@ -36,11 +40,10 @@ pub async fn current_session<S: Store>(
         .store
         .get_user(&session.user_id)
         .await?
-        .filter(|u| u.active)
+        .filter(|u| u.active && session.created_at_ms >= u.sessions_valid_from_ms)
         .map(|u| (u, session.auth_time_s)))
 }
 
-/// Stores the pending request and shows the login page (no user yet) or the consent page.
 /// A logged-in user on their way to the consent page.
 pub struct LoggedIn<'a> {
     pub user: &'a User,
@@ -49,6 +52,7 @@ pub struct LoggedIn<'a> {
     pub approved_scopes: Vec<String>,
 }
 
+/// Stores the pending request and shows the login page (no user yet) or the consent page.
 pub async fn start<S: Store>(
     ctx: &Ctx<'_, S>,
     req: &Request,
@@ -56,7 +60,8 @@ pub async fn start<S: Store>(
     areq: AuthorizationRequest,
     user: Option<LoggedIn<'_>>,
 ) -> Result<Response, Failure> {
-    let (browser, new_browser) = match req.cookie(BROWSER_COOKIE) {
+    let cookies = ctx.cookies();
+    let (browser, new_browser) = match cookies.read(req, BROWSER_COOKIE) {
         Some(b) if b.len() >= 43 => (Secret::new(b), false),
         _ => (Secret::random_base62(ctx.rng, 43), true),
     };
@@ -86,11 +91,56 @@ pub async fn start<S: Store>(
     Ok(if new_browser {
         resp.with_header(
             "set-cookie",
-            &cookie(req, BROWSER_COOKIE, browser.expose(), BROWSER_COOKIE_TTL_S),
+            &cookies.set(BROWSER_COOKIE, browser.expose(), BROWSER_COOKIE_TTL_S),
         )
     } else {
         resp
     })
+}
+
+/// With a logged-in user: check app access, ask consent if needed, else issue the code.
+pub async fn proceed<S: Store>(
+    ctx: &Ctx<'_, S>,
+    req: &Request,
+    app: &App,
+    areq: AuthorizationRequest,
+    user: &User,
+    auth_time_s: u64,
+) -> Result<Response, Failure> {
+    let grant = ctx
+        .store
+        .app_user_grant(&app.client_id, &user.user_id)
+        .await?
+        .unwrap_or_default();
+    if app.policy.permitted_users == PermittedUsers::AdminApproved {
+        if !grant.preauthorized {
+            return Err(Failure::Redirect(
+                Box::new(areq),
+                OAuthError::new(ErrorCode::InvalidAppAccess, sf::NOT_ADMIN_APPROVED),
+            ));
+        }
+        // Pre-authorized users skip the consent page, as in Salesforce.
+        return issue_code(ctx, &areq, &user.user_id, auth_time_s).await;
+    }
+    let approved = grant.approved_scopes.unwrap_or_default();
+    if areq.scopes.iter().all(|x| approved.contains(x))
+        && !approved.is_empty()
+        && !areq.prompt.consent
+    {
+        return issue_code(ctx, &areq, &user.user_id, auth_time_s).await;
+    }
+    if areq.prompt.none {
+        let e = areq
+            .prompt
+            .silent_failure(ErrorCode::ConsentRequired, "user has not approved this app");
+        return Err(Failure::Redirect(Box::new(areq), e));
+    }
+    let logged_in = LoggedIn {
+        user,
+        auth_time_s,
+        approved_scopes: approved,
+    };
+    start(ctx, req, app, areq, Some(logged_in)).await
 }
 
 /// `POST /services/oauth2/authorize` from the login or consent form.
@@ -125,8 +175,9 @@ async fn handle_post<S: Store>(ctx: &Ctx<'_, S>, req: &Request) -> Result<Respon
     let Some(record) = ctx.store.get_interaction(&id.hash()).await? else {
         return Err(forbidden("this form has expired; start again"));
     };
-    let browser_ok = req
-        .cookie(BROWSER_COOKIE)
+    let browser_ok = ctx
+        .cookies()
+        .read(req, BROWSER_COOKIE)
         .is_some_and(|b| Secret::new(b).matches(&record.browser_hash));
     if !csrf.matches(&record.csrf_hash) || !browser_ok {
         return Err(forbidden("invalid CSRF token"));
@@ -152,7 +203,7 @@ async fn handle_post<S: Store>(ctx: &Ctx<'_, S>, req: &Request) -> Result<Respon
             interaction: id.expose(),
             csrf: csrf.expose(),
         };
-        // Throttle before the Argon2 work, per username and per client IP.
+        // Throttle before the Argon2 work.
         if !login_allowed(ctx, req, username).await? {
             return Ok(pages::login(
                 &app,
@@ -174,11 +225,14 @@ async fn handle_post<S: Store>(ctx: &Ctx<'_, S>, req: &Request) -> Result<Respon
         let session = Session {
             user_id: user.user_id.clone(),
             auth_time_s: now,
+            created_at_ms: ctx.clock.now_ms(),
             expires_at_s: now + SESSION_TTL_S,
         };
         ctx.store.put_session(&sid.hash(), &session).await?;
-        let set_cookie = cookie(req, SESSION_COOKIE, sid.expose(), SESSION_TTL_S);
-        let resp = match authorize::proceed(ctx, req, &app, areq, &user, now).await {
+        let set_cookie = ctx
+            .cookies()
+            .set(SESSION_COOKIE, sid.expose(), SESSION_TTL_S);
+        let resp = match proceed(ctx, req, &app, areq, &user, now).await {
             Ok(r) => r,
             Err(f) => f.into_response(ctx),
         };
@@ -208,30 +262,26 @@ async fn handle_post<S: Store>(ctx: &Ctx<'_, S>, req: &Request) -> Result<Respon
     ctx.store
         .record_approval(&app.client_id, user_id, &scopes)
         .await?;
-    authorize::issue_code(ctx, &areq, user_id, auth_time).await
+    issue_code(ctx, &areq, user_id, auth_time).await
 }
 
-/// Counts a login attempt against the username and, where Cloudflare tells it, the client IP.
+/// Every login attempt counts twice: against the username from this address (so guessing one
+/// password is slow, while the same user logging in from elsewhere is not locked out) and
+/// against the address across usernames (so spraying many usernames is slow too). The username
+/// is hashed into the key: keys stay short, whatever was typed.
 async fn login_allowed<S: Store>(
     ctx: &Ctx<'_, S>,
     req: &Request,
     username: &str,
 ) -> Result<bool, StoreError> {
+    let ip = req.client_ip();
+    let user = hex(&sha256(username.to_lowercase().as_bytes())[..16]);
     let by_user = ctx
         .store
-        .allow(Limit::Login, &format!("user:{}", username.to_lowercase()))
+        .allow(Limit::Login, &format!("{user}|{ip}"))
         .await?;
-    // Loopback is local development (workerd reports 127.0.0.1); Cloudflare never does.
-    let by_ip = match req.header("cf-connecting-ip") {
-        Some(ip) if !is_loopback(ip) => ctx.store.allow(Limit::Login, &format!("ip:{ip}")).await?,
-        _ => true,
-    };
+    let by_ip = ctx.store.allow(Limit::LoginIp, ip).await?;
     Ok(by_user && by_ip)
-}
-
-fn is_loopback(ip: &str) -> bool {
-    ip.parse::<std::net::IpAddr>()
-        .is_ok_and(|a| a.is_loopback())
 }
 
 /// The user for these credentials, if they are right and the user is active. Unknown users cost

@@ -1,13 +1,15 @@
 //! `POST /services/oauth2/introspect` (RFC 7662): client-authenticated; a client sees only its
-//! own tokens, anything else is `{"active":false}` (salesforce-reference.md §12.2).
+//! own tokens, anything else is `{"active":false}`. A refresh token is active exactly when the
+//! token endpoint would accept it (family, state, reuse grace, the app's refresh token policy).
 
+use super::bearer;
 use super::client_auth::{authenticate, credentials};
 use super::error::OAuthError;
+use super::grants::refresh_token::{standing, Standing};
 use super::issue::identity_url;
 use crate::core::config::Ctx;
 use crate::core::http::{Request, Response};
-use crate::core::secret::Secret;
-use crate::core::storage::{Store, TokenKind};
+use crate::core::storage::{FoundToken, Store, TokenKind};
 
 pub async fn handle<S: Store>(ctx: &Ctx<'_, S>, req: &Request) -> Response {
     match introspect(ctx, req).await {
@@ -21,16 +23,14 @@ async fn introspect<S: Store>(ctx: &Ctx<'_, S>, req: &Request) -> Result<Respons
     let creds = credentials(req, &params)?;
     let token = params
         .get("token")?
-        .map(Secret::new)
         .ok_or_else(|| OAuthError::invalid_request("token required"))?;
     // RFC 7662 §2.1: the endpoint requires client authentication.
-    let client = authenticate(ctx, creds, |_| true).await?;
+    let client = authenticate(ctx, req, creds, |_| true).await?;
     let inactive = || Response::json(200, &serde_json::json!({ "active": false }));
-    let now = ctx.now_s();
-    let Some(found) = ctx.store.find_token(&token.hash()).await? else {
+    let Some(found) = bearer::find(ctx, token).await? else {
         return Ok(inactive());
     };
-    if !found.is_active(now) || found.family.client_id != client.app.client_id {
+    if found.family.client_id != client.app.client_id || !is_live(ctx, &client.app, &found) {
         return Ok(inactive());
     }
     let Some(user) = ctx
@@ -41,7 +41,7 @@ async fn introspect<S: Store>(ctx: &Ctx<'_, S>, req: &Request) -> Result<Respons
     else {
         return Ok(inactive());
     };
-    let org_id = crate::core::router::org_id(ctx).await?;
+    let org_id = crate::core::org::org_id(ctx).await?;
     let mut body = serde_json::json!({
         "active": true,
         "scope": found.token.scopes.join(" "),
@@ -60,4 +60,15 @@ async fn introspect<S: Store>(ctx: &Ctx<'_, S>, req: &Request) -> Result<Respons
         body["exp"] = exp.into();
     }
     Ok(Response::json(200, &body))
+}
+
+/// Whether the token could be used right now, by the same rules as where it is used.
+fn is_live<S: Store>(ctx: &Ctx<'_, S>, app: &crate::core::model::App, found: &FoundToken) -> bool {
+    match found.token.kind {
+        TokenKind::Access => found.is_active(ctx.now_s()),
+        TokenKind::Refresh => matches!(
+            standing(app, found, ctx.clock.now_ms()),
+            Standing::Active | Standing::InGrace
+        ),
+    }
 }

@@ -6,6 +6,7 @@ use super::error::OAuthError;
 use super::scope::ScopeSet;
 use crate::core::config::Ctx;
 use crate::core::http::{Params, Request, Response};
+use crate::core::keys::{TYP_ACCESS_TOKEN, TYP_ID_TOKEN};
 use crate::core::model::{App, NamedRefreshPolicy, RefreshTokenPolicy, User};
 use crate::core::secret::{b64url, salesforce_signature, sha256, Secret};
 use crate::core::storage::{Store, TokenKind, TokenRecord, TokenState};
@@ -75,11 +76,12 @@ pub fn mint<S: Store>(
     })
 }
 
-/// A JWT access token (the app's `jwt_access_tokens`; salesforce-reference.md §0.7): RS256 with
-/// `typ: JWT` (the shape sfdx-core recognises), Salesforce's `tty`/`tnk`/`ver` header fields,
-/// and `aud`, `exp`, `iss`, `nbf`, `sub`, `scp`, `client_id` as the Mobile SDK reads them. It is
-/// stored hashed and checked like an opaque token, so revocation applies to it too; `jti` makes
-/// each one unique.
+/// A JWT access token (the app's `jwt_access_tokens`): RFC 9068 with `typ: at+jwt`, so that it
+/// can never pass for an ID token (RFC 8725 §3.11): its `aud` is the resource it is for — the
+/// instance URL, where the APIs live — never the client id; it carries `client_id`, `jti`, and
+/// `scp` as Salesforce's Mobile SDK reads it (and RFC 9068's `scope`), plus Salesforce's
+/// `tty`/`tnk`/`ver` header fields. It is stored hashed and checked like an opaque token, so
+/// revocation applies to it too.
 fn jwt_access_token<S: Store>(
     ctx: &Ctx<'_, S>,
     org_id: &str,
@@ -91,9 +93,10 @@ fn jwt_access_token<S: Store>(
     let claims = serde_json::json!({
         "iss": ctx.issuer,
         "sub": identity_url(ctx, org_id, user_id),
-        "aud": [ctx.issuer, app.client_id],
+        "aud": ctx.issuer,
         "client_id": app.client_id,
         "scp": scopes.as_slice(),
+        "scope": scopes.joined(),
         "iat": now,
         "nbf": now,
         "exp": now + app.policy.access_token_ttl_s,
@@ -103,14 +106,10 @@ fn jwt_access_token<S: Store>(
     header.insert("tty".into(), "sfdc-core-token".into());
     header.insert("tnk".into(), org_id.into());
     header.insert("ver".into(), "1.0".into());
-    let key = ctx
-        .config
-        .keys
-        .active()
-        .ok_or_else(OAuthError::server_error)?;
-    key.sign_with_header(&claims, &header)
+    let key = ctx.config.keys.active()?;
+    key.sign_with_header(TYP_ACCESS_TOKEN, &claims, &header)
         .map(Secret::new)
-        .map_err(|_| OAuthError::server_error())
+        .map_err(OAuthError::from)
 }
 
 #[derive(Serialize)]
@@ -177,12 +176,8 @@ fn id_token<S: Store>(
             .contains("email")
             .then_some(grant.user.email.as_str()),
     };
-    let key = ctx
-        .config
-        .keys
-        .active()
-        .ok_or_else(OAuthError::server_error)?;
-    key.sign(&claims).map_err(|_| OAuthError::server_error())
+    let key = ctx.config.keys.active()?;
+    Ok(key.sign(TYP_ID_TOKEN, &claims)?)
 }
 
 /// CONTRACT §2 token response, `Cache-Control: no-store`.

@@ -1,6 +1,8 @@
 //! OAuth 2.0 / OpenID Connect endpoints and grants, one module each (STYLE §5).
 
 pub mod authorize;
+pub mod authz;
+pub mod bearer;
 pub mod client_auth;
 pub mod cors;
 pub mod error;

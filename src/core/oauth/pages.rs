@@ -2,7 +2,7 @@
 //! names are part of the contract: login `username`, `password`, `login`; consent `approve`,
 //! `deny`. Every form carries a CSRF token.
 
-use super::authorize::{describe_scope, AuthorizationRequest};
+use super::authz::{describe_scope, AuthorizationRequest};
 use crate::core::http::Response;
 use crate::core::model::{App, User};
 

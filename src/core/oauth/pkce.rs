@@ -8,7 +8,7 @@
 use super::error::OAuthError;
 use crate::core::config::Ctx;
 use crate::core::model::App;
-use crate::core::router::org_settings;
+use crate::core::org::org_settings;
 use crate::core::secret::{b64url, ct_eq, sha256};
 use crate::core::storage::{Store, StoreError};
 

@@ -29,10 +29,40 @@ pub fn check_callback_url(raw: &str) -> Result<(), String> {
     }
 }
 
-/// Exact, case-sensitive string comparison against the registered list: no prefix, path, port,
-/// query or case leeway (RFC 9700 §4.1.3).
+/// Exact, case-sensitive string comparison against the registered list: no prefix, path,
+/// query or case leeway (RFC 9700 §4.1.3). The one exception is the port of a loopback IP
+/// literal (RFC 8252 §7.3): native apps and MCP clients listen on whatever port is free, so
+/// `http://127.0.0.1:PORT/…` and `http://[::1]:PORT/…` match a registered URI that differs only
+/// in its port. `localhost` is not included (RFC 8252 §8.3: it may resolve elsewhere).
 pub fn is_registered(registered: &[String], given: &str) -> bool {
-    registered.iter().any(|r| r == given)
+    registered.iter().any(|r| {
+        r == given
+            || loopback_without_port(r).is_some_and(|p| Some(p) == loopback_without_port(given))
+    })
+}
+
+/// `http://127.0.0.1:PORT/rest` or `http://[::1]:PORT/rest` as (host, rest), the port dropped;
+/// `None` for anything else. Compared as written, so no normalisation can widen a match.
+fn loopback_without_port(uri: &str) -> Option<(&str, &str)> {
+    let after = uri.strip_prefix("http://")?;
+    let host = ["127.0.0.1", "[::1]"]
+        .into_iter()
+        .find(|h| after.starts_with(h))?;
+    let rest = &after[host.len()..];
+    // An optional `:digits`, then the path (which must start with `/`).
+    let rest = match rest.strip_prefix(':') {
+        Some(port_and_path) => {
+            let digits = port_and_path
+                .find(|c: char| !c.is_ascii_digit())
+                .unwrap_or(port_and_path.len());
+            if digits == 0 || digits > 5 {
+                return None;
+            }
+            &port_and_path[digits..]
+        }
+        None => rest,
+    };
+    rest.starts_with('/').then_some((host, rest))
 }
 
 /// `redirect_uri` with `pairs` added to its query (RFC 6749 §4.1.2: retaining any query it has).
@@ -72,6 +102,39 @@ mod tests {
             "https://app.example.com/CB",
             "https://app.example.com/cb/",
             "https://app.example.com.evil.com/cb",
+        ] {
+            assert!(!is_registered(&reg, evil), "{evil}");
+        }
+    }
+
+    #[test]
+    fn loopback_ip_literals_match_with_any_port_and_nothing_else_does() {
+        let reg = vec![
+            "http://127.0.0.1:9/cb".to_string(),
+            "http://[::1]/cb?x=1".to_string(),
+            "http://localhost:9/cb".to_string(),
+        ];
+        for ok in [
+            "http://127.0.0.1:9/cb",
+            "http://127.0.0.1:54321/cb",
+            "http://127.0.0.1/cb",
+            "http://[::1]:8080/cb?x=1",
+        ] {
+            assert!(is_registered(&reg, ok), "{ok}");
+        }
+        for evil in [
+            "http://127.0.0.1:54321/cb2",
+            "http://127.0.0.1:54321/cb/",
+            "http://127.0.0.1:54321/cb?x=1",
+            "http://127.0.0.1:54321/CB",
+            "http://127.0.0.1:54321@evil.example/cb",
+            "http://127.0.0.1.evil.example:9/cb",
+            "https://127.0.0.1:9/cb",
+            "http://[::1]:8080/cb",
+            "http://localhost:54321/cb",
+            "http://127.0.0.2:9/cb",
+            "http://127.0.0.1:/cb",
+            "http://127.0.0.1:123456/cb",
         ] {
             assert!(!is_registered(&reg, evil), "{evil}");
         }

@@ -28,7 +28,7 @@ async fn revoke<S: Store>(ctx: &Ctx<'_, S>, req: &Request) -> Result<Response, O
     let hash = token.hash();
     let now = ctx.now_s();
     if let Some(creds) = credentials(req, &params)? {
-        let client = authenticate(ctx, Some(creds), |_| false).await?;
+        let client = authenticate(ctx, req, Some(creds), |_| false).await?;
         let owned = ctx
             .store
             .find_token(&hash)

@@ -1,53 +1,31 @@
-//! `/services/oauth2/userinfo` (OIDC Core §5.3) and the identity URL `/id/{org}/{user}`
-//! (salesforce-reference.md §12.3, §12.4). Both take a bearer access token (RFC 6750 §2.1), or
-//! Salesforce's `oauth_token`/`access_token` parameter that jsforce sends.
+//! `/services/oauth2/userinfo` (OIDC Core §5.3) and Salesforce's identity URL `/id/{org}/{user}`.
+//! Both take an access token (see `bearer.rs` for where from); only the identity URL also takes
+//! Salesforce's `oauth_token` query parameter, which Salesforce documents for it.
 
-use super::client_auth::strip_scheme;
-use super::error::{ErrorCode, OAuthError};
+use super::bearer::{self, invalid_token, QueryToken};
+use super::error::OAuthError;
 use super::issue::identity_url;
+use super::scope::ScopeSet;
 use crate::core::config::Ctx;
-use crate::core::http::{Method, Params, Request, Response};
+use crate::core::http::{Request, Response};
 use crate::core::model::User;
-use crate::core::secret::Secret;
-use crate::core::storage::{Store, TokenKind};
+use crate::core::storage::Store;
 
-/// The user and org behind a live access token.
+/// The user, org and granted scopes behind a live access token.
 struct Bearer {
     user: User,
     org_id: String,
+    scopes: ScopeSet,
 }
 
-fn invalid_token(desc: &'static str) -> OAuthError {
-    OAuthError::new(ErrorCode::InvalidToken, desc)
-}
-
-async fn bearer<S: Store>(ctx: &Ctx<'_, S>, req: &Request) -> Result<Bearer, OAuthError> {
-    let form = match (req.method, req.content_type().as_str()) {
-        (Method::Post, "application/x-www-form-urlencoded") => req.form_params()?,
-        _ => Params::default(),
-    };
-    let query = req.query_params();
-    let token = match req
-        .header("authorization")
-        .and_then(|h| strip_scheme(h, "bearer"))
-    {
-        Some(t) => t.to_owned(),
-        None => [
-            form.get("access_token")?,
-            query.get("oauth_token")?,
-            query.get("access_token")?,
-        ]
-        .into_iter()
-        .flatten()
-        .next()
-        .ok_or_else(|| invalid_token("missing access token"))?
-        .to_owned(),
-    };
-    let found = ctx
-        .store
-        .find_token(&Secret::new(token.as_str()).hash())
+async fn bearer<S: Store>(
+    ctx: &Ctx<'_, S>,
+    req: &Request,
+    query: QueryToken,
+) -> Result<Bearer, OAuthError> {
+    let token = bearer::presented(req, query)?;
+    let found = bearer::live_access_token(ctx, &token)
         .await?
-        .filter(|f| f.token.kind == TokenKind::Access && f.is_active(ctx.now_s()))
         .ok_or_else(|| invalid_token("expired access/refresh token"))?;
     let user = ctx
         .store
@@ -55,11 +33,15 @@ async fn bearer<S: Store>(ctx: &Ctx<'_, S>, req: &Request) -> Result<Bearer, OAu
         .await?
         .filter(|u| u.active)
         .ok_or_else(|| invalid_token("user is inactive"))?;
-    let org_id = crate::core::router::org_id(ctx).await?;
-    Ok(Bearer { user, org_id })
+    let org_id = crate::core::org::org_id(ctx).await?;
+    Ok(Bearer {
+        user,
+        org_id,
+        scopes: ScopeSet::from_list(&found.token.scopes),
+    })
 }
 
-/// API URLs with Salesforce's literal `{version}` placeholder (§12.3).
+/// API URLs with Salesforce's literal `{version}` placeholder.
 fn urls<S: Store>(ctx: &Ctx<'_, S>, b: &Bearer) -> serde_json::Value {
     let base = &ctx.issuer;
     serde_json::json!({
@@ -71,33 +53,39 @@ fn urls<S: Store>(ctx: &Ctx<'_, S>, b: &Bearer) -> serde_json::Value {
     })
 }
 
+/// OIDC Core §5.4: claims by granted scope. Every token, whatever its scopes, gets who it is
+/// for — `sub`, `user_id`, `organization_id` and `preferred_username` (the Salesforce CLI reads
+/// the username from userinfo with `refresh_token api web`) — and Salesforce's API `urls`.
+/// `profile` adds the profile claims, `email` the email claims; `address` and `phone` would add
+/// theirs, but users carry neither.
 pub async fn userinfo<S: Store>(ctx: &Ctx<'_, S>, req: &Request) -> Response {
-    let b = match bearer(ctx, req).await {
+    let b = match bearer(ctx, req, QueryToken::Refused).await {
         Ok(b) => b,
         Err(e) => return e.to_response(false),
     };
     let u = &b.user;
-    Response::json(
-        200,
-        &serde_json::json!({
-            "sub": identity_url(ctx, &b.org_id, &u.user_id),
-            "user_id": u.user_id,
-            "organization_id": b.org_id,
-            "preferred_username": u.username,
-            "nickname": u.username,
-            "name": u.name,
-            "email": u.email,
-            "email_verified": false,
-            "active": u.active,
-            "user_type": "STANDARD",
-            "language": "en_US",
-            "locale": "en_US",
-            "zoneinfo": "GMT",
-            "updated_at": u.created_at,
-            "urls": urls(ctx, &b),
-        }),
-    )
-    .no_store()
+    let mut claims = serde_json::json!({
+        "sub": identity_url(ctx, &b.org_id, &u.user_id),
+        "user_id": u.user_id,
+        "organization_id": b.org_id,
+        "preferred_username": u.username,
+        "active": u.active,
+        "user_type": "STANDARD",
+        "urls": urls(ctx, &b),
+    });
+    if b.scopes.contains("profile") {
+        claims["name"] = u.name.clone().into();
+        claims["nickname"] = u.username.clone().into();
+        claims["language"] = "en_US".into();
+        claims["locale"] = "en_US".into();
+        claims["zoneinfo"] = "GMT".into();
+        claims["updated_at"] = u.created_at.into();
+    }
+    if b.scopes.contains("email") {
+        claims["email"] = u.email.clone().into();
+        claims["email_verified"] = false.into();
+    }
+    Response::json(200, &claims).no_store()
 }
 
 pub async fn identity<S: Store>(
@@ -106,7 +94,7 @@ pub async fn identity<S: Store>(
     org_id: &str,
     user_id: &str,
 ) -> Response {
-    let b = match bearer(ctx, req).await {
+    let b = match bearer(ctx, req, QueryToken::SalesforceOauthToken).await {
         Ok(b) => b,
         Err(e) => return e.to_response(false),
     };

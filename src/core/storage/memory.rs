@@ -19,15 +19,18 @@ pub struct MemoryStore {
     sessions: RefCell<HashMap<String, Session>>,
     interactions: RefCell<HashMap<String, Interaction>>,
     redeemed_codes: RefCell<HashSet<String>>,
-    rotated: RefCell<HashSet<String>>,
+    /// Rotated refresh tokens' hashes and when they were rotated (ms).
+    rotated: RefCell<HashMap<String, u64>>,
     families: RefCell<HashMap<String, Family>>,
     tokens: RefCell<HashMap<String, TokenRecord>>,
     attempts: RefCell<HashMap<(Limit, String), u32>>,
 }
 
-/// Attempts allowed per key over a store's lifetime (the bindings reset per period instead).
+/// Attempts allowed per key over a store's lifetime (the bindings reset per period instead);
+/// the same numbers as `wrangler.toml`.
 pub const MEMORY_LOGIN_LIMIT: u32 = 10;
-const MEMORY_CLIENT_LIMIT: u32 = 1000;
+pub const MEMORY_LOGIN_IP_LIMIT: u32 = 100;
+pub const MEMORY_CLIENT_AUTH_LIMIT: u32 = 600;
 
 impl MemoryStore {
     pub fn new() -> Self {
@@ -155,24 +158,21 @@ impl UserStore for MemoryStore {
     async fn list_users(&self) -> Result<Vec<User>, StoreError> {
         Ok(self.users.borrow().values().cloned().collect())
     }
-    async fn update_user(&self, user: &User) -> Result<bool, StoreError> {
-        Ok(match self.users.borrow_mut().get_mut(&user.user_id) {
+    async fn update_user(
+        &self,
+        user: &User,
+        revoke_tokens_at_s: Option<u64>,
+    ) -> Result<bool, StoreError> {
+        let found = match self.users.borrow_mut().get_mut(&user.user_id) {
             Some(stored) => {
                 *stored = user.clone();
                 true
             }
             None => false,
-        })
-    }
-    async fn deactivate_user(&self, user_id: &str, now_s: u64) -> Result<bool, StoreError> {
-        let found = match self.users.borrow_mut().get_mut(user_id) {
-            Some(u) => {
-                u.active = false;
-                true
-            }
-            None => false,
         };
-        self.revoke_families_where(now_s, |f| f.user_id == user_id);
+        if let (true, Some(now_s)) = (found, revoke_tokens_at_s) {
+            self.revoke_families_where(now_s, |f| f.user_id == user.user_id);
+        }
         Ok(found)
     }
 }
@@ -286,32 +286,38 @@ impl TokenStore for MemoryStore {
             return Ok(None);
         };
         let family = self.families.borrow().get(&token.family_id).cloned();
-        Ok(family.map(|family| FoundToken { token, family }))
+        let rotated_at_ms = self.rotated.borrow().get(&hash.0).copied();
+        Ok(family.map(|family| FoundToken {
+            token,
+            family,
+            rotated_at_ms,
+        }))
     }
     async fn rotate_refresh_token(
         &self,
         old: &SecretHash,
         family_id: &str,
         tokens: &[TokenRecord],
-        now_s: u64,
+        now_ms: u64,
     ) -> Result<Rotation, StoreError> {
-        if !self.rotated.borrow_mut().insert(old.0.clone()) {
-            return Ok(Rotation::Reused);
+        if let Some(&rotated_at_ms) = self.rotated.borrow().get(&old.0) {
+            return Ok(Rotation::Reused { rotated_at_ms });
         }
+        self.rotated.borrow_mut().insert(old.0.clone(), now_ms);
         if let Some(t) = self.tokens.borrow_mut().get_mut(&old.0) {
             t.state = TokenState::Rotated;
         }
-        self.extend_family(family_id, tokens, now_s).await?;
+        self.extend_family(family_id, tokens, now_ms).await?;
         Ok(Rotation::Rotated)
     }
     async fn extend_family(
         &self,
         family_id: &str,
         tokens: &[TokenRecord],
-        now_s: u64,
+        now_ms: u64,
     ) -> Result<(), StoreError> {
         if let Some(f) = self.families.borrow_mut().get_mut(family_id) {
-            f.last_used_at_s = now_s;
+            f.last_used_at_ms = now_ms;
         }
         self.insert_tokens(tokens);
         Ok(())
@@ -345,7 +351,8 @@ impl RateLimiter for MemoryStore {
         Ok(*n
             <= match limit {
                 Limit::Login => MEMORY_LOGIN_LIMIT,
-                Limit::Client => MEMORY_CLIENT_LIMIT,
+                Limit::LoginIp => MEMORY_LOGIN_IP_LIMIT,
+                Limit::ClientAuth => MEMORY_CLIENT_AUTH_LIMIT,
             })
     }
 }

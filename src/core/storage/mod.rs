@@ -58,10 +58,15 @@ pub trait UserStore {
     async fn get_user(&self, user_id: &str) -> Result<Option<User>, StoreError>;
     async fn find_user_by_username(&self, username: &str) -> Result<Option<User>, StoreError>;
     async fn list_users(&self) -> Result<Vec<User>, StoreError>;
-    /// Replaces email, name, password hash and active flag. `false` when the user does not exist.
-    async fn update_user(&self, user: &User) -> Result<bool, StoreError>;
-    /// Marks the user inactive and revokes every token issued to them.
-    async fn deactivate_user(&self, user_id: &str, now_s: u64) -> Result<bool, StoreError>;
+    /// Replaces email, name, password hash, active flag and `sessions_valid_from_ms`. With
+    /// `revoke_tokens_at_s`, also revokes every token family of the user in the same transaction
+    /// (a password change or a deactivation ends everything issued before it). `false` when the
+    /// user does not exist.
+    async fn update_user(
+        &self,
+        user: &User,
+        revoke_tokens_at_s: Option<u64>,
+    ) -> Result<bool, StoreError>;
 }
 
 /// What a user has granted an app, and whether an admin pre-authorized them.
@@ -125,37 +130,43 @@ pub trait TokenStore {
     ) -> Result<Redemption, StoreError>;
     async fn find_token(&self, hash: &SecretHash) -> Result<Option<FoundToken>, StoreError>;
     /// Marks `old` rotated and adds `tokens`, once; a second rotation of the same token is
-    /// [`Rotation::Reused`] and writes nothing.
+    /// [`Rotation::Reused`] (with the time of the first) and writes nothing.
     async fn rotate_refresh_token(
         &self,
         old: &SecretHash,
         family_id: &str,
         tokens: &[TokenRecord],
-        now_s: u64,
+        now_ms: u64,
     ) -> Result<Rotation, StoreError>;
-    /// Adds tokens to a live family (refresh without rotation) and records its use.
+    /// Adds tokens to a live family (refresh without rotation, or within the reuse grace) and
+    /// records its use.
     async fn extend_family(
         &self,
         family_id: &str,
         tokens: &[TokenRecord],
-        now_s: u64,
+        now_ms: u64,
     ) -> Result<(), StoreError>;
     async fn revoke_family(&self, family_id: &str, now_s: u64) -> Result<(), StoreError>;
     /// RFC 7009 §2.1: revoking a refresh token revokes its family; an access token, itself.
     async fn revoke_token(&self, hash: &SecretHash, now_s: u64) -> Result<(), StoreError>;
 }
 
-/// Which throttle an attempt counts against.
+/// Which throttle an attempt counts against. Keys always include the caller's address, so an
+/// attacker elsewhere cannot use up a user's or a client's allowance.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Limit {
-    /// Login attempts, keyed per username and per client IP.
+    /// Password logins, keyed by username and caller IP (`RL_LOGIN`, 10 a minute).
     Login,
-    /// Token and introspection requests, keyed per client.
-    Client,
+    /// Password logins, keyed by caller IP across usernames (`RL_LOGIN_IP`, 100 a minute).
+    LoginIp,
+    /// Failed client authentications, keyed by client id and caller IP (`RL_CLIENT`, 600 a
+    /// minute). Successful ones never count.
+    ClientAuth,
 }
 
 /// Throttling (Workers rate-limit bindings). The bindings are per location and permissive, so
-/// they slow guessing down rather than lock accounts (security checklist §G).
+/// they slow guessing down rather than lock accounts. A missing binding is an error, never an
+/// open door.
 pub trait RateLimiter {
     /// Counts one attempt under `key`; `false` once the limit is exceeded.
     async fn allow(&self, limit: Limit, key: &str) -> Result<bool, StoreError>;

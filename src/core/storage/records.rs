@@ -32,13 +32,17 @@ pub struct CodeGrant {
 pub struct Session {
     pub user_id: String,
     pub auth_time_s: u64,
+    /// When the session began, to the millisecond: it ends when the user's password changes or
+    /// the user is deactivated (`User::sessions_valid_from_ms`).
+    #[serde(default)]
+    pub created_at_ms: u64,
     pub expires_at_s: u64,
 }
 
 /// A validated authorization request waiting for login and/or consent.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Interaction {
-    pub request: crate::core::oauth::authorize::AuthorizationRequest,
+    pub request: crate::core::oauth::authz::AuthorizationRequest,
     /// Hash of the CSRF token embedded in the page's forms.
     pub csrf_hash: SecretHash,
     /// Hash of the browser cookie the interaction was started with (double-submit binding).
@@ -89,7 +93,8 @@ pub struct Family {
     pub scopes: Vec<String>,
     pub auth_time_s: u64,
     pub created_at_s: u64,
-    pub last_used_at_s: u64,
+    /// The last refresh, to the millisecond, so an `inactivity_s` window is measured exactly.
+    pub last_used_at_ms: u64,
     pub revoked_at_s: Option<u64>,
 }
 
@@ -97,6 +102,8 @@ pub struct Family {
 pub struct FoundToken {
     pub token: TokenRecord,
     pub family: Family,
+    /// When a refresh token was rotated out (its successor issued), to the millisecond.
+    pub rotated_at_ms: Option<u64>,
 }
 
 /// A new family with its first tokens.
@@ -115,7 +122,10 @@ pub enum Redemption {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Rotation {
     Rotated,
-    Reused,
+    /// The token was rotated before, at this time: a second presentation.
+    Reused {
+        rotated_at_ms: u64,
+    },
 }
 
 impl FoundToken {

@@ -7,7 +7,7 @@ use crate::core::oauth::error::{sf, ErrorCode, OAuthError};
 use crate::core::oauth::issue::{mint, refresh_allowed, token_response, wants_urlencoded, Grant};
 use crate::core::oauth::pkce;
 use crate::core::oauth::scope::ScopeSet;
-use crate::core::router::org_id;
+use crate::core::org::org_id;
 use crate::core::secret::Secret;
 use crate::core::storage::{Family, Issue, Redemption, Store};
 
@@ -32,7 +32,7 @@ pub async fn exchange<S: Store>(
     // 2. RFC 6749 §3.2.1: confidential clients authenticate; a public client (the app does not
     //    require the secret) may go without, but only with PKCE. (An unknown code fails below
     //    with invalid_grant whoever the client is.)
-    let client = authenticate(ctx, creds, |app| {
+    let client = authenticate(ctx, req, creds, |app| {
         app.policy.secret_required_web_server || !has_pkce
     })
     .await?;
@@ -65,7 +65,11 @@ pub async fn exchange<S: Store>(
         .await?
         .filter(|u| u.active)
         .ok_or_else(|| OAuthError::invalid_grant("user is inactive"))?;
-    // 6. Mint, then redeem-and-store in one D1 transaction: the first redemption wins; any
+    // A password change or deactivation since the login ends what that login started.
+    if grant.auth_time_s.saturating_mul(1000) < user.sessions_valid_from_ms {
+        return Err(OAuthError::invalid_grant(sf::EXPIRED_CODE));
+    }
+    // 6. Mint and sign, then redeem-and-store in one D1 transaction: the first redemption wins; any
     //    later one is a replay and revokes what the first issued (RFC 6749 §4.1.2).
     let scopes = ScopeSet::from_list(&grant.scopes);
     let minted = mint(
@@ -85,16 +89,14 @@ pub async fn exchange<S: Store>(
             scopes: scopes.to_vec(),
             auth_time_s: grant.auth_time_s,
             created_at_s: now,
-            last_used_at_s: now,
+            last_used_at_ms: ctx.clock.now_ms(),
             revoked_at_s: None,
         },
         tokens: minted.records.clone(),
     };
-    if ctx.store.redeem_code(&code_hash, &issue).await? == Redemption::Replayed {
-        ctx.store.revoke_family(&grant.family_id, now).await?;
-        return Err(OAuthError::invalid_grant(sf::EXPIRED_CODE));
-    }
-    token_response(
+    // The response, ID token signed, before the code is used up: a signing failure (a broken
+    // SIGNING_KEYS) must never cost the user their code.
+    let response = token_response(
         ctx,
         &Grant {
             org_id: &org_id,
@@ -107,5 +109,10 @@ pub async fn exchange<S: Store>(
         },
         &minted,
         wants_urlencoded(req, params),
-    )
+    )?;
+    if ctx.store.redeem_code(&code_hash, &issue).await? == Redemption::Replayed {
+        ctx.store.revoke_family(&grant.family_id, now).await?;
+        return Err(OAuthError::invalid_grant(sf::EXPIRED_CODE));
+    }
+    Ok(response)
 }

@@ -1,5 +1,6 @@
-//! `grant_type=refresh_token` (RFC 6749 §6; salesforce-reference.md §3): client-bound, scope may
-//! only narrow, the app's refresh token policy, and rotation with reuse detection decided in D1.
+//! `grant_type=refresh_token` (RFC 6749 §6): client-bound, scope may only narrow, the app's
+//! refresh token policy (Salesforce's: infinite, zero, lifetime, inactivity), and rotation with
+//! reuse detection decided in D1.
 
 use crate::core::config::Ctx;
 use crate::core::http::{Params, Request, Response};
@@ -8,9 +9,64 @@ use crate::core::oauth::client_auth::{authenticate, credentials};
 use crate::core::oauth::error::{sf, ErrorCode, OAuthError};
 use crate::core::oauth::issue::{mint, token_response, wants_urlencoded, Grant};
 use crate::core::oauth::scope::ScopeSet;
-use crate::core::router::org_id;
+use crate::core::org::org_id;
 use crate::core::secret::Secret;
-use crate::core::storage::{Family, Rotation, Store, TokenKind, TokenState};
+use crate::core::storage::{FoundToken, Rotation, Store, TokenKind, TokenState};
+
+/// What a presented refresh token may do right now. The token endpoint and introspection both
+/// ask this, so they never disagree about a token.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Standing {
+    /// Live: refresh with it.
+    Active,
+    /// Rotated out less than the app's `refresh_reuse_grace_s` ago: one more fresh pair.
+    InGrace,
+    /// Rotated out and presented again past the grace: it leaked (RFC 9700 §4.14.2).
+    Reused,
+    /// Revoked, its family revoked, or past the app's refresh token policy.
+    Dead,
+}
+
+pub fn standing(app: &App, found: &FoundToken, now_ms: u64) -> Standing {
+    if found.token.kind != TokenKind::Refresh
+        || found.family.revoked_at_s.is_some()
+        || !policy_allows(app, found, now_ms)
+    {
+        return Standing::Dead;
+    }
+    match found.token.state {
+        TokenState::Active => Standing::Active,
+        TokenState::Rotated if within_grace(app, found.rotated_at_ms, now_ms) => Standing::InGrace,
+        TokenState::Rotated => Standing::Reused,
+        TokenState::Revoked => Standing::Dead,
+    }
+}
+
+/// The app's refresh token policy, evaluated when the token is presented. Idle time is measured
+/// in milliseconds, so a use inside an `inactivity_s` window always counts, to its last instant.
+fn policy_allows(app: &App, found: &FoundToken, now_ms: u64) -> bool {
+    let family = &found.family;
+    match app.policy.refresh_token_policy {
+        RefreshTokenPolicy::Named(NamedRefreshPolicy::Infinite) => true,
+        RefreshTokenPolicy::Named(NamedRefreshPolicy::Zero) => false,
+        RefreshTokenPolicy::Lifetime { lifetime_s } => {
+            now_ms
+                < family
+                    .created_at_s
+                    .saturating_add(lifetime_s)
+                    .saturating_mul(1000)
+        }
+        RefreshTokenPolicy::Inactivity { inactivity_s } => {
+            now_ms.saturating_sub(family.last_used_at_ms) <= inactivity_s.saturating_mul(1000)
+        }
+    }
+}
+
+/// Within `refresh_reuse_grace_s` of the token's rotation (0 = no grace: Salesforce's rule).
+fn within_grace(app: &App, rotated_at_ms: Option<u64>, now_ms: u64) -> bool {
+    let grace_ms = app.policy.refresh_reuse_grace_s.saturating_mul(1000);
+    grace_ms > 0 && rotated_at_ms.is_some_and(|at| now_ms.saturating_sub(at) <= grace_ms)
+}
 
 pub async fn refresh<S: Store>(
     ctx: &Ctx<'_, S>,
@@ -22,37 +78,34 @@ pub async fn refresh<S: Store>(
             .get("refresh_token")?
             .ok_or_else(|| OAuthError::invalid_request("refresh_token required"))?,
     );
-    let client = authenticate(ctx, credentials(req, params)?, |app| {
+    let client = authenticate(ctx, req, credentials(req, params)?, |app| {
         app.policy.secret_required_refresh
     })
     .await?;
-    let now = ctx.now_s();
+    let app = &client.app;
+    let now_ms = ctx.clock.now_ms();
+    let now_s = ctx.now_s();
     let expired = || OAuthError::invalid_grant(sf::EXPIRED_TOKEN);
     let found = ctx
         .store
         .find_token(&presented.hash())
         .await?
-        .filter(|f| f.token.kind == TokenKind::Refresh)
         .ok_or_else(expired)?;
-    let family = found.family;
+    let family = found.family.clone();
     // RFC 6749 §6: the refresh token is bound to the client it was issued to. Another client
     // learns nothing about it.
-    if family.client_id != client.app.client_id || family.revoked_at_s.is_some() {
+    if family.client_id != app.client_id {
         return Err(expired());
     }
-    match found.token.state {
-        TokenState::Active => {}
-        // RFC 9700 §4.14.2: a rotated-out token presented again means it leaked; revoke the
-        // whole family (salesforce-reference.md §3 reuse detection).
-        TokenState::Rotated => {
-            ctx.store.revoke_family(&family.family_id, now).await?;
+    let in_grace = match standing(app, &found, now_ms) {
+        Standing::Active => false,
+        Standing::InGrace => true,
+        Standing::Reused => {
+            ctx.store.revoke_family(&family.family_id, now_s).await?;
             return Err(expired());
         }
-        TokenState::Revoked => return Err(expired()),
-    }
-    if !policy_allows(&client.app, &family, now) {
-        return Err(expired());
-    }
+        Standing::Dead => return Err(expired()),
+    };
     // RFC 6749 §6: the requested scope must not exceed the original grant.
     let scopes = match params.get("scope")? {
         Some(raw) => ScopeSet::parse_requested(Some(raw), &family.scopes).map_err(|_| {
@@ -67,35 +120,22 @@ pub async fn refresh<S: Store>(
         .filter(|u| u.active)
         .ok_or_else(expired)?;
     let org_id = org_id(ctx).await?;
-    let rotate = client.app.policy.rotate_refresh_tokens;
+    let rotate = app.policy.rotates();
     let minted = mint(
         ctx,
         &org_id,
         &user.user_id,
         &family.family_id,
-        &client.app,
+        app,
         &scopes,
         rotate,
     )?;
-    if rotate {
-        let rotation = ctx
-            .store
-            .rotate_refresh_token(&presented.hash(), &family.family_id, &minted.records, now)
-            .await?;
-        if rotation == Rotation::Reused {
-            ctx.store.revoke_family(&family.family_id, now).await?;
-            return Err(expired());
-        }
-    } else {
-        ctx.store
-            .extend_family(&family.family_id, &minted.records, now)
-            .await?;
-    }
-    token_response(
+    // Signed before anything is stored: a signing failure must not use up the token.
+    let response = token_response(
         ctx,
         &Grant {
             org_id: &org_id,
-            app: &client.app,
+            app,
             client_secret: client.secret.as_ref(),
             user: &user,
             scopes: &scopes,
@@ -105,17 +145,34 @@ pub async fn refresh<S: Store>(
         },
         &minted,
         wants_urlencoded(req, params),
-    )
-}
-
-/// The app's refresh token policy, evaluated when the token is presented (§3).
-fn policy_allows(app: &App, family: &Family, now_s: u64) -> bool {
-    match app.policy.refresh_token_policy {
-        RefreshTokenPolicy::Named(NamedRefreshPolicy::Infinite) => true,
-        RefreshTokenPolicy::Named(NamedRefreshPolicy::Zero) => false,
-        RefreshTokenPolicy::Lifetime { lifetime_s } => now_s < family.created_at_s + lifetime_s,
-        RefreshTokenPolicy::Inactivity { inactivity_s } => {
-            now_s < family.last_used_at_s + inactivity_s
+    )?;
+    let store = ctx.store;
+    if rotate && !in_grace {
+        let rotation = store
+            .rotate_refresh_token(
+                &presented.hash(),
+                &family.family_id,
+                &minted.records,
+                now_ms,
+            )
+            .await?;
+        if let Rotation::Reused { rotated_at_ms } = rotation {
+            // A parallel refresh rotated it first: within the grace this caller gets a pair
+            // of its own; past it, the family is revoked (RFC 9700 §4.14.2).
+            if !within_grace(app, Some(rotated_at_ms), now_ms) {
+                store.revoke_family(&family.family_id, now_s).await?;
+                return Err(expired());
+            }
+            store
+                .extend_family(&family.family_id, &minted.records, now_ms)
+                .await?;
         }
+    } else {
+        // No rotation, or a second presentation within the grace: the first successor stays
+        // valid, and this use counts for `inactivity_s` like any other.
+        store
+            .extend_family(&family.family_id, &minted.records, now_ms)
+            .await?;
     }
+    Ok(response)
 }
