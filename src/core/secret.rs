@@ -15,8 +15,9 @@ use super::env::Rng;
 
 const BASE62: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
 
-/// A secret value received from or handed to a caller.
-#[derive(Clone, PartialEq, Eq)]
+/// A secret value received from or handed to a caller. No `PartialEq`: the only comparison is
+/// [`Secret::matches`], in constant time against a stored hash.
+#[derive(Clone)]
 pub struct Secret(String);
 
 impl std::fmt::Debug for Secret {
@@ -118,7 +119,7 @@ mod tests {
         let s = Secret::random_base62(&OsRng, 43);
         assert_eq!(s.expose().len(), 43);
         assert!(s.expose().bytes().all(|b| b.is_ascii_alphanumeric()));
-        assert_ne!(s, Secret::random_base62(&OsRng, 43));
+        assert_ne!(s.expose(), Secret::random_base62(&OsRng, 43).expose());
     }
 
     #[test]
