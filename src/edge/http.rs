@@ -1,7 +1,6 @@
 //! `worker::Request` ⇄ core request/response.
 
-use futures_util::StreamExt;
-use wasm_bindgen::JsCast;
+use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
 
 use crate::core::http::{BodyError, BodyReader, Method, Request, Response};
@@ -11,7 +10,7 @@ use crate::core::router::refuse_body;
 /// refused by its `Content-Length` before a byte is read, or as soon as a chunked one passes the
 /// limit. Multipart bodies (Salesforce clients send both encodings) are read the same way, then
 /// re-encoded as form-urlencoded.
-pub async fn to_core(mut req: worker::Request) -> Result<Request, Response> {
+pub async fn to_core(req: worker::Request) -> Result<Request, Response> {
     let url = req
         .url()
         .map_err(|_| refuse_body("", BodyError::Unreadable))?;
@@ -34,7 +33,7 @@ pub async fn to_core(mut req: worker::Request) -> Result<Request, Response> {
     );
     let content_type = header("content-type").unwrap_or_default();
     let body = if has_body {
-        read_body(&mut req, header("content-length").as_deref())
+        read_body(&req, header("content-length").as_deref())
             .await
             .map_err(|e| refuse_body(&path, e))?
     } else {
@@ -70,18 +69,49 @@ pub async fn to_core(mut req: worker::Request) -> Result<Request, Response> {
 }
 
 async fn read_body(
-    req: &mut worker::Request,
+    req: &worker::Request,
     content_length: Option<&str>,
 ) -> Result<Vec<u8>, BodyError> {
-    let mut reader = BodyReader::start(content_length)?;
+    let mut body = BodyReader::start(content_length)?;
     // A request without a body has no stream.
-    if let Ok(mut stream) = req.stream() {
-        while let Some(chunk) = stream.next().await {
-            reader.push(&chunk.map_err(|_| BodyError::Unreadable)?)?;
+    let Some(stream) = req.inner().body() else {
+        return Ok(body.finish());
+    };
+    let reader: web_sys::ReadableStreamDefaultReader = stream.get_reader().unchecked_into();
+    let field = |obj: &JsValue, name: &str| js_sys::Reflect::get(obj, &JsValue::from_str(name));
+    loop {
+        let next = JsFuture::from(reader.read())
+            .await
+            .map_err(|_| BodyError::Unreadable)?;
+        if field(&next, "done").ok().and_then(|d| d.as_bool()) != Some(false) {
+            return Ok(body.finish());
+        }
+        let chunk = field(&next, "value").map_err(|_| BodyError::Unreadable)?;
+        if let Err(e) = body.push(&js_sys::Uint8Array::new(&chunk).to_vec()) {
+            // Refused: nothing more is stored. The rest is read and dropped up to
+            // DISCARD_LIMIT, so the connection stays usable for the next request (workerd's
+            // local proxy fails the next request on a connection left half-read); past that
+            // the stream is cancelled.
+            let mut discarded = 0usize;
+            while discarded < DISCARD_LIMIT {
+                let Ok(next) = JsFuture::from(reader.read()).await else {
+                    break;
+                };
+                if field(&next, "done").ok().and_then(|d| d.as_bool()) != Some(false) {
+                    return Err(e);
+                }
+                discarded += field(&next, "value")
+                    .map(|v| js_sys::Uint8Array::new(&v).length() as usize)
+                    .unwrap_or(DISCARD_LIMIT);
+            }
+            let _ = JsFuture::from(reader.cancel()).await;
+            return Err(e);
         }
     }
-    Ok(reader.finish())
 }
+
+/// How much of a refused chunked body is read and dropped before the stream is cancelled.
+const DISCARD_LIMIT: usize = 1024 * 1024;
 
 /// Text fields of a multipart body, in order; file parts are ignored. The runtime's own parser
 /// reads the already size-checked bytes.
