@@ -77,22 +77,28 @@ impl KeySet {
 
     fn parse_pems(pems: &str) -> Result<Vec<SigningKey>, KeyError> {
         let text = pems.replace("\\n", "\n");
-        let mut keys = Vec::new();
-        let mut rest = text.as_str();
-        while let Some(start) = rest.find("-----BEGIN ") {
-            let block = &rest[start..];
-            let label = block[11..].split("-----").next().unwrap_or_default();
-            let end_marker = format!("-----END {label}-----");
-            let Some(end) = block.find(&end_marker) else {
-                return Err(KeyError(format!("key {} has no {end_marker}", keys.len())));
-            };
-            let pem = &block[..end + end_marker.len()];
-            let private = RsaPrivateKey::from_pkcs8_pem(pem)
-                .or_else(|_| RsaPrivateKey::from_pkcs1_pem(pem))
-                .map_err(|_| KeyError(format!("key {} is not an RSA private key", keys.len())))?;
-            keys.push(SigningKey::rs256(private));
-            rest = &block[end + end_marker.len()..];
+        let blocks = pem::parse_many(&text)
+            .map_err(|e| KeyError(format!("SIGNING_KEYS is not valid PEM: {e}")))?;
+        // parse_many stops quietly at a block with no END line: a truncated key must not vanish.
+        if blocks.len() != text.matches("-----BEGIN ").count() {
+            return Err(KeyError(
+                "SIGNING_KEYS has a PEM block with no END line".into(),
+            ));
         }
+        let keys = blocks
+            .iter()
+            .enumerate()
+            .map(|(i, block)| {
+                let der = block.contents();
+                match block.tag() {
+                    "PRIVATE KEY" => RsaPrivateKey::from_pkcs8_der(der).ok(),
+                    "RSA PRIVATE KEY" => RsaPrivateKey::from_pkcs1_der(der).ok(),
+                    _ => None,
+                }
+                .map(SigningKey::rs256)
+                .ok_or_else(|| KeyError(format!("key {i} is not an RSA private key")))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
         if keys.is_empty() {
             return Err(KeyError("SIGNING_KEYS holds no PEM private key".into()));
         }
@@ -236,6 +242,29 @@ pub(crate) mod tests {
     #[test]
     fn rejects_garbage() {
         assert!(KeySet::from_pem_list("not a key").is_err());
+    }
+
+    #[test]
+    fn accepts_pkcs1_beside_pkcs8() {
+        use rsa::pkcs1::EncodeRsaPrivateKey;
+        let mut rng = rsa::rand_core::OsRng;
+        let key = RsaPrivateKey::new(&mut rng, 2048).unwrap();
+        let pkcs1 = key.to_pkcs1_pem(LineEnding::CRLF).unwrap().to_string();
+        let set = KeySet::from_pem_list(&format!("{}{pkcs1}", test_pem())).unwrap();
+        assert_eq!(set.jwks().unwrap()["keys"].as_array().unwrap().len(), 2);
+    }
+
+    #[test]
+    fn a_truncated_block_is_refused_not_skipped() {
+        let (a, b) = (test_pem(), test_pem());
+        let cut = |pem: &str| pem[..pem.find("-----END").unwrap()].to_string();
+        assert!(KeySet::from_pem_list(&format!("{a}{}", cut(&b))).is_err());
+        assert!(KeySet::from_pem_list(&format!("{}{b}", cut(&a))).is_err());
+        let pkcs1 = b.replace("PRIVATE KEY", "RSA PRIVATE KEY");
+        assert!(
+            KeySet::from_pem_list(&pkcs1).is_err(),
+            "PKCS#8 body under a PKCS#1 label"
+        );
     }
 
     #[test]
