@@ -5,26 +5,11 @@
 use super::authz::{describe_scope, AuthorizationRequest};
 use crate::core::http::Response;
 use crate::core::model::{App, User};
+use maud::{html, Markup, PreEscaped, DOCTYPE};
 
 pub struct Form<'a> {
     pub interaction: &'a str,
     pub csrf: &'a str,
-}
-
-/// HTML-escapes text and attribute values.
-pub fn escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#x27;"),
-            _ => out.push(c),
-        }
-    }
-    out
 }
 
 /// The CSP source that lets the form's final redirect reach the client's registered callback:
@@ -37,31 +22,36 @@ fn csp_source(redirect_uri: &str) -> String {
     }
 }
 
-fn layout(title: &str, body: &str) -> String {
-    format!(
-        r#"<!doctype html>
-<html lang="en"><head><meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>{title}</title>
-<style>
-body{{font-family:system-ui,sans-serif;background:#f3f4f6;margin:0;display:flex;justify-content:center}}
-main{{background:#fff;margin-top:8vh;padding:2rem;border-radius:8px;box-shadow:0 1px 4px #0002;width:22rem}}
-h1{{font-size:1.25rem;margin-top:0}} label{{display:block;margin:.75rem 0 .25rem}}
-input{{width:100%;padding:.5rem;box-sizing:border-box}} button{{margin-top:1rem;padding:.5rem 1rem}}
-.error{{color:#b91c1c}} ul{{padding-left:1.2rem}}
-</style></head><body><main>
-{body}
-</main></body></html>"#,
-        title = escape(title)
-    )
+const STYLE: &str = "
+body{font-family:system-ui,sans-serif;background:#f3f4f6;margin:0;display:flex;justify-content:center}
+main{background:#fff;margin-top:8vh;padding:2rem;border-radius:8px;box-shadow:0 1px 4px #0002;width:22rem}
+h1{font-size:1.25rem;margin-top:0} label{display:block;margin:.75rem 0 .25rem}
+input{width:100%;padding:.5rem;box-sizing:border-box} button{margin-top:1rem;padding:.5rem 1rem}
+.error{color:#b91c1c} ul{padding-left:1.2rem}
+";
+
+/// The page around `body`. maud escapes every interpolated value.
+fn layout(title: &str, body: Markup) -> String {
+    html! {
+        (DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                title { (title) }
+                style { (PreEscaped(STYLE)) }
+            }
+            body { main { (body) } }
+        }
+    }
+    .into_string()
 }
 
-fn hidden(form: &Form<'_>) -> String {
-    format!(
-        r#"<input type="hidden" name="interaction" value="{}"><input type="hidden" name="csrf_token" value="{}">"#,
-        escape(form.interaction),
-        escape(form.csrf)
-    )
+fn hidden(form: &Form<'_>) -> Markup {
+    html! {
+        input type="hidden" name="interaction" value=(form.interaction);
+        input type="hidden" name="csrf_token" value=(form.csrf);
+    }
 }
 
 /// Why the login page is shown again.
@@ -82,61 +72,53 @@ pub fn login(
         .or(areq.login_hint.as_deref())
         .unwrap_or_default();
     let (error, status) = match again {
-        None => ("", 200),
-        Some((Notice::WrongPassword, _)) => (
-            r#"<p class="error" role="alert">Wrong username or password.</p>"#,
-            401,
-        ),
-        Some((Notice::Throttled, _)) => (
-            r#"<p class="error" role="alert">Too many attempts. Wait a minute and try again.</p>"#,
-            429,
-        ),
+        None => (None, 200),
+        Some((Notice::WrongPassword, _)) => (Some("Wrong username or password."), 401),
+        Some((Notice::Throttled, _)) => {
+            (Some("Too many attempts. Wait a minute and try again."), 429)
+        }
     };
-    let body = format!(
-        r#"<h1>Log in to {app}</h1>{error}
-<form method="post" action="/services/oauth2/authorize">{hidden}
-<label for="username">Username</label><input id="username" name="username" autocomplete="username" value="{username}" required>
-<label for="password">Password</label><input id="password" name="password" type="password" autocomplete="current-password" required>
-<button type="submit" name="login" value="1">Log in</button>
-</form>"#,
-        app = escape(&app.name),
-        hidden = hidden(form),
-        username = escape(username),
-    );
+    let body = html! {
+        h1 { "Log in to " (app.name) }
+        @if let Some(error) = error {
+            p.error role="alert" { (error) }
+        }
+        form method="post" action="/services/oauth2/authorize" {
+            (hidden(form))
+            label for="username" { "Username" }
+            input id="username" name="username" autocomplete="username" value=(username) required;
+            label for="password" { "Password" }
+            input id="password" name="password" type="password" autocomplete="current-password" required;
+            button type="submit" name="login" value="1" { "Log in" }
+        }
+    };
     Response::html(
         status,
-        layout("Log in", &body),
+        layout("Log in", body),
         &csp_source(&areq.redirect_uri),
     )
 }
 
 pub fn consent(app: &App, user: &User, areq: &AuthorizationRequest, form: &Form<'_>) -> Response {
-    let scopes: String = areq
-        .scopes
-        .iter()
-        .map(|s| {
-            format!(
-                "<li>{} <small>({})</small></li>",
-                escape(describe_scope(s)),
-                escape(s)
-            )
-        })
-        .collect();
-    let body = format!(
-        r#"<h1>Allow access?</h1>
-<p><strong>{app}</strong> wants to act for <strong>{user}</strong>:</p>
-<ul>{scopes}</ul>
-<form method="post" action="/services/oauth2/authorize">{hidden}
-<button type="submit" name="approve" value="1">Allow</button>
-<button type="submit" name="deny" value="1">Deny</button>
-</form>"#,
-        app = escape(&app.name),
-        user = escape(&user.username),
-        hidden = hidden(form),
-    );
+    let body = html! {
+        h1 { "Allow access?" }
+        p { strong { (app.name) } " wants to act for " strong { (user.username) } ":" }
+        ul {
+            @for s in &areq.scopes {
+                li { (describe_scope(s)) " " small { "(" (s) ")" } }
+            }
+        }
+        form method="post" action="/services/oauth2/authorize" {
+            (hidden(form))
+            button type="submit" name="approve" value="1" { "Allow" }
+            // The gap the browser puts between two inline buttons.
+            " "
+            button type="submit" name="deny" value="1" { "Deny" }
+        }
+    };
     Response::html(
         200,
-        layout("Allow access", &body),
+        layout("Allow access", body),
         &csp_source(&areq.redirect_uri),
     )
 }
@@ -144,10 +126,14 @@ pub fn consent(app: &App, user: &User, areq: &AuthorizationRequest, form: &Form<
 #[cfg(test)]
 mod tests {
     #[test]
-    fn escape_neutralises_markup() {
+    fn interpolated_text_is_escaped() {
+        let form = super::Form {
+            interaction: r#""><script>"#,
+            csrf: "&'",
+        };
         assert_eq!(
-            super::escape(r#"<a href="x">'&"#),
-            "&lt;a href=&quot;x&quot;&gt;&#x27;&amp;"
+            super::hidden(&form).into_string(),
+            r#"<input type="hidden" name="interaction" value="&quot;&gt;&lt;script&gt;"><input type="hidden" name="csrf_token" value="&amp;'">"#
         );
     }
 }
