@@ -476,7 +476,11 @@ test('(j) open redirect: every near-miss redirect_uri is a 400 page, never a red
     'https://evil.example/cb',
     'https://user@app.example.com/cb',
     '//evil.example/cb',
-    'http://127.0.0.1:10/cb',
+    // Updated: 'http://127.0.0.1:10/cb' is no near miss any more. Loopback IP redirect URIs
+    // match with any port (RFC 8252 §7.3); hardening.test.mjs 6.11 pins that rule. Path and
+    // query still have to match exactly:
+    'http://127.0.0.1:10/cb2',
+    'http://127.0.0.1:10/cb?x=1',
     'http://localhost:9/cb',
     'javascript:alert(1)',
   ];

@@ -185,10 +185,11 @@ test('token: missing grant parameters are invalid_request', async () => {
   tokenError(await call('POST', TOKEN, { form: { grant_type: 'refresh_token', ...client() } }), 400, 'invalid_request');
 });
 
-test('token: oversized bodies and parameters are 400, not 5xx', async () => {
+test('token: oversized bodies are 413 and oversized parameters 400, never 5xx', async () => {
   const big = 'a'.repeat(100 * 1024);
-  tokenError(await call('POST', TOKEN, { form: { grant_type: 'refresh_token', refresh_token: big, ...client() } }), 400, 'invalid_request');
-  tokenError(await call('POST', TOKEN, { form: `grant_type=refresh_token&refresh_token=x&${'junk=1&'.repeat(20000)}` }), 400, 'invalid_request');
+  // Bodies over 64 KiB: 413 (hardening 6.1; this test pinned 400 before).
+  tokenError(await call('POST', TOKEN, { form: { grant_type: 'refresh_token', refresh_token: big, ...client() } }), 413, 'invalid_request');
+  tokenError(await call('POST', TOKEN, { form: `grant_type=refresh_token&refresh_token=x&${'junk=1&'.repeat(20000)}` }), 413, 'invalid_request');
   tokenError(await call('POST', TOKEN, { form: { grant_type: 'refresh_token', refresh_token: 'r'.repeat(10 * 1024), ...client() } }), 400, 'invalid_request');
   tokenError(await call('POST', TOKEN, { form: { grant_type: 'authorization_code', code: 'c'.repeat(10 * 1024), redirect_uri: CB, ...client() } }), 400, 'invalid_request');
   tokenError(await call('POST', TOKEN, { form: { grant_type: 'authorization_code', code: 'abc', redirect_uri: CB, code_verifier: 'v'.repeat(10 * 1024), ...client() } }), 400, 'invalid_request');
@@ -197,7 +198,7 @@ test('token: oversized bodies and parameters are 400, not 5xx', async () => {
   const fd = new FormData();
   fd.append('grant_type', 'refresh_token');
   fd.append('refresh_token', 'm'.repeat(1024 * 1024));
-  tokenError(await call('POST', TOKEN, { body: fd }), 400, 'invalid_request');
+  tokenError(await call('POST', TOKEN, { body: fd }), 413, 'invalid_request');
 });
 
 test('token: undecodable bytes and odd encodings are handled', async () => {
@@ -417,8 +418,8 @@ async function loginForm() {
 }
 
 test('authorize POST: missing, wrong, duplicate and oversized form input → 400 page, no session', async () => {
-  const noSession = (r, what) => {
-    assert.equal(r.status, 400, `${what}: ${r.status} ${r.text}`);
+  const noSession = (r, what, status = 400) => {
+    assert.equal(r.status, status, `${what}: ${r.status} ${r.text}`);
     assert.equal(r.location, null, what);
     assert.ok(!r.headers.getSetCookie().some((c) => c.startsWith('eo_sid=')), `${what}: no session cookie`);
     assert.ok(r.json?.error === 'invalid_request' || new URLSearchParams(r.text).get('error') === 'invalid_request', `${what}: ${r.text}`);
@@ -434,7 +435,7 @@ test('authorize POST: missing, wrong, duplicate and oversized form input → 400
   noSession(await call('POST', AUTHZ, { form: { ...fields, ...login, interaction: 'i'.repeat(10 * 1024) }, headers: { cookie } }), '10 KB interaction');
   noSession(await call('POST', AUTHZ, { form: { ...fields, ...login, username: 'u'.repeat(10 * 1024) }, headers: { cookie } }), '10 KB username');
   noSession(await call('POST', AUTHZ, { form: new URLSearchParams({ ...fields, ...login }) + '&password=again', headers: { cookie } }), 'duplicate password');
-  noSession(await call('POST', AUTHZ, { form: { ...fields, ...login, pad: 'p'.repeat(100 * 1024) }, headers: { cookie } }), '100 KB body');
+  noSession(await call('POST', AUTHZ, { form: { ...fields, ...login, pad: 'p'.repeat(100 * 1024) }, headers: { cookie } }), '100 KB body', 413);
   // Approving on a login-stage form (nobody logged in) must not issue a code.
   noSession(await call('POST', AUTHZ, { form: { ...fields, approve: '1' }, headers: { cookie } }), 'approve before login');
   noSession(await call('POST', AUTHZ, { form: { ...fields }, headers: { cookie } }), 'no action');
@@ -461,7 +462,7 @@ test('revoke: missing, duplicate, oversized token; wrong method and content type
   tokenError(await call('POST', REVOKE, { form: 'token=a&token=b' }), 400, 'invalid_request');
   tokenError(await call('GET', REVOKE, { query: 'token=a&token=b' }), 400, 'invalid_request');
   tokenError(await call('POST', REVOKE, { form: { token: 't'.repeat(10 * 1024) } }), 400, 'invalid_request');
-  tokenError(await call('POST', REVOKE, { form: { token: 'x', pad: 'p'.repeat(100 * 1024) } }), 400, 'invalid_request');
+  tokenError(await call('POST', REVOKE, { form: { token: 'x', pad: 'p'.repeat(100 * 1024) } }), 413, 'invalid_request');
   tokenError(await call('POST', REVOKE, { headers: { 'content-type': 'application/json' }, body: '{"token":"x"}' }), 400, 'invalid_request');
   tokenError(await call('POST', REVOKE), 400, 'invalid_request');
   for (const method of ['PUT', 'DELETE', 'PATCH']) oauthError(await call(method, REVOKE, { form: { token: 'x' } }), 405, 'invalid_request');
@@ -524,11 +525,10 @@ test('userinfo: missing or bad bearer tokens are 401 invalid_token with WWW-Auth
   bearerError(await call('GET', USERINFO, { query: { oauth_token: 'garbage' } }));
   bearerError(await call('POST', USERINFO, { form: { access_token: 'garbage' } }));
   bearerError(await call('POST', USERINFO, { headers: { 'content-type': 'application/json' }, body: JSON.stringify({ access_token: tokens.access_token }) }));
-  const dup = await call('GET', USERINFO, { query: 'oauth_token=a&oauth_token=b' });
-  assert.equal(dup.status, 400);
-  assert.equal(dup.json.error, 'invalid_request');
-  const big = await call('GET', USERINFO, { query: { oauth_token: 'o'.repeat(10 * 1024) } });
-  assert.ok(big.status === 400 || big.status === 401, `${big.status}`);
+  // Userinfo never reads a token from the query (hardening 6.8): query junk is simply no token.
+  bearerError(await call('GET', USERINFO, { query: 'oauth_token=a&oauth_token=b' }));
+  bearerError(await call('GET', USERINFO, { query: { access_token: tokens.access_token } }));
+  bearerError(await call('GET', USERINFO, { query: { oauth_token: 'o'.repeat(10 * 1024) } }));
   for (const method of ['PUT', 'DELETE']) oauthError(await call(method, USERINFO), 405, 'invalid_request');
   // Control.
   const ok = await call('GET', USERINFO, { headers: { authorization: `Bearer ${tokens.access_token}` } });
@@ -633,7 +633,9 @@ test('admin: malformed, unknown, wrongly typed and oversized input is 400 naming
   bad(await adm('POST', '/admin/apps', { ...okApp, name: '' }));
   bad(await adm('POST', '/admin/apps', { ...okApp, name: 'n'.repeat(300) }));
   bad(await adm('POST', '/admin/apps', { name: 'x', scopes: ['api'] }), /callback_urls/);
-  bad(await adm('POST', '/admin/apps', { ...okApp, pad: 'p'.repeat(100 * 1024) }));
+  const huge = await adm('POST', '/admin/apps', { ...okApp, pad: 'p'.repeat(100 * 1024) });
+  assert.equal(huge.status, 413, huge.text);
+  assert.equal(huge.json?.error, 'invalid_request');
   bad(await adm('POST', '/admin/users', { username: 'u1', password: 'short', email: 'u1@example.com', name: 'U' }), /password/);
   bad(await adm('POST', '/admin/users', { username: 'u2', password: 'long enough password', email: 'not-an-email', name: 'U' }), /email/);
   bad(await adm('POST', '/admin/users', { username: '', password: 'long enough password', email: 'u3@example.com', name: 'U' }));

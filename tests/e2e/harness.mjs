@@ -6,7 +6,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePort, migrate, newSigningKey, randomToken, startWorker, writeEnvFile } from '../../scripts/worker.mjs';
 
-export async function startTestWorker({ vars = {} } = {}) {
+/**
+ * `config` is another wrangler config file (in the project root, so its paths resolve);
+ * `vars` are passed as `--var`; `secrets` override entries of the generated env file (e.g.
+ * `{ SIGNING_KEYS: 'not a key' }` for a worker with unusable keys).
+ */
+export async function startTestWorker({ vars = {}, secrets = {}, config } = {}) {
   const stateDir = mkdtempSync(join(tmpdir(), 'edge-oauth-test-'));
   const adminToken = randomToken();
   // Two keys: the first signs, the second is "retired" and must stay published.
@@ -15,10 +20,11 @@ export async function startTestWorker({ vars = {} } = {}) {
     ADMIN_TOKEN: adminToken,
     SIGNING_KEYS: newSigningKey() + newSigningKey(),
     EXPOSE_ROUND_TRIPS: '1',
+    ...secrets,
   });
   migrate(stateDir);
   const port = await freePort();
-  const worker = await startWorker({ port, stateDir, envFile, vars });
+  const worker = await startWorker({ port, stateDir, envFile, vars, config });
   const baseUrl = worker.baseUrl;
 
   async function admin(method, path, body, { token = adminToken, raw } = {}) {
@@ -48,4 +54,41 @@ export async function startTestWorker({ vars = {} } = {}) {
   }
 
   return { baseUrl, adminToken, stateDir, admin, d1, stop, output: worker.output };
+}
+
+/**
+ * The local rate-limit bindings (miniflare) count in fixed windows aligned to the wall-clock
+ * period (`floor(now / 60 s)`), and clear every counter when a new window starts. A throttle
+ * scenario must therefore run inside one window: this waits for the next window when fewer
+ * than `needMs` remain in the current one, and returns the window's number. Nothing is
+ * asserted about time; this only keeps the scenarios deterministic.
+ */
+export function rateWindow(periodMs = 60000) {
+  return Math.floor(Date.now() / periodMs);
+}
+
+export async function freshRateWindow(needMs = 40000, periodMs = 60000) {
+  const left = periodMs - (Date.now() % periodMs);
+  if (left < needMs) await new Promise((r) => setTimeout(r, left + 250));
+  return rateWindow(periodMs);
+}
+
+/**
+ * Runs `scenario(attempt)` inside one rate-limit window; if the window turned over while it
+ * ran (so counters were cleared half-way), runs it once more in a fresh window. A scenario
+ * should use `attempt` to vary anything that outlives a window (users, tokens).
+ */
+export async function inOneRateWindow(needMs, scenario) {
+  for (let attempt = 0; ; attempt++) {
+    // A retry waits for a window none of the first run's requests counted in.
+    const start = await freshRateWindow(attempt === 0 ? needMs : 60000);
+    let result;
+    try {
+      result = await scenario(attempt);
+    } catch (e) {
+      if (rateWindow() !== start && attempt < 1) continue;
+      throw e;
+    }
+    if (rateWindow() === start || attempt >= 1) return result;
+  }
 }

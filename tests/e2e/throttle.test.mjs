@@ -1,9 +1,11 @@
 // Throttling through the real Workers rate-limit bindings (wrangler.toml [[ratelimits]]):
-// login attempts per username and per client IP (RL_LOGIN, 10 per 60 s), requests per client
-// at the token endpoint (RL_CLIENT). Password guessing is refused before any hashing.
+// login attempts per username and client IP (10 per 60 s) and per client IP across usernames
+// (100 per 60 s); failed client authentications per client_id and client IP (600 per 60 s).
+// Password guessing is refused before any hashing. hardening-throttle.test.mjs (item 6.2) pins
+// the keying in more detail.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { startTestWorker } from './harness.mjs';
+import { startTestWorker, inOneRateWindow } from './harness.mjs';
 import { CookieJar, formFields } from './flow.mjs';
 
 const CB = 'http://127.0.0.1:9/cb';
@@ -55,29 +57,45 @@ test('the 11th login attempt for one username in a minute is refused, even with 
   assert.match(ok.body, /name="approve"/, 'logged in: the consent page is next');
 });
 
-test('one client IP guessing across many usernames is throttled too', async () => {
-  const jar = new CookieJar();
-  const fields = await loginPage(jar);
-  const ip = { 'cf-connecting-ip': '203.0.113.7' };
-  const statuses = [];
-  for (let i = 0; i < 11; i++) statuses.push((await login(jar, fields, `nobody-${i}@example.com`, 'x', ip)).status);
-  assert.deepEqual(statuses.slice(0, 10), Array(10).fill(401));
-  assert.equal(statuses[10], 429);
-  const elsewhere = await login(jar, fields, 'nobody-99@example.com', 'x', { 'cf-connecting-ip': '198.51.100.1' });
-  assert.equal(elsewhere.status, 401, 'another IP is not throttled');
+test('one client IP guessing across many usernames is throttled too (100 attempts a minute per IP)', async () => {
+  // Updated for the per-IP rule of 100 attempts a minute across usernames (it was 10).
+  await inOneRateWindow(30000, async (attempt) => {
+    const jar = new CookieJar();
+    const fields = await loginPage(jar);
+    const ip = { 'cf-connecting-ip': '203.0.113.7' };
+    const statuses = [];
+    for (let i = 0; i < 101; i++) statuses.push((await login(jar, fields, `nobody-${attempt}-${i}@example.com`, 'x', ip)).status);
+    assert.deepEqual(statuses.slice(0, 100), Array(100).fill(401));
+    assert.equal(statuses[100], 429);
+    const elsewhere = await login(jar, fields, `nobody-${attempt}-999@example.com`, 'x', { 'cf-connecting-ip': '198.51.100.1' });
+    assert.equal(elsewhere.status, 401, 'another IP is not throttled');
+  });
 });
 
-test('a client hammering the token endpoint gets 429 rate_limit_exceeded with Retry-After, in RFC 6749 JSON', async () => {
-  const body = new URLSearchParams({ grant_type: 'refresh_token', refresh_token: 'nope', client_id: app.client_id, client_secret: app.client_secret });
-  const send = () => fetch(`${w.baseUrl}/services/oauth2/token`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body });
-  let limited;
-  for (let i = 0; i < 620 && !limited; i++) {
-    const r = await send();
-    if (r.status === 429) limited = r;
-    else assert.equal(r.status, 400);
-  }
-  assert.ok(limited, 'no 429 within 620 requests (limit is 600 per minute)');
-  assert.equal(limited.headers.get('retry-after'), '60');
-  assert.equal(limited.headers.get('cache-control'), 'no-store');
-  assert.deepEqual(await limited.json(), { error: 'rate_limit_exceeded', error_description: 'too many requests for this client; retry later' });
+test('a client failing authentication at the token endpoint gets 429 rate_limit_exceeded with Retry-After, in RFC 6749 JSON', async () => {
+  // Updated: only failed client authentications count (per client_id and client IP), so the
+  // flood uses a wrong secret; calls with the right secret are never throttled.
+  const send = (secret) => fetch(`${w.baseUrl}/services/oauth2/token`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/x-www-form-urlencoded', 'cf-connecting-ip': '203.0.113.8' },
+    body: new URLSearchParams({ grant_type: 'refresh_token', refresh_token: 'nope', client_id: app.client_id, client_secret: secret }),
+  });
+  await inOneRateWindow(30000, async () => {
+    let limited;
+    for (let i = 0; i < 620 && !limited; i++) {
+      const r = await send('wrong secret');
+      if (r.status === 429) limited = r;
+      else assert.equal(r.status, 401);
+    }
+    assert.ok(limited, 'no 429 within 620 requests (limit is 600 failed authentications per minute)');
+    assert.equal(limited.headers.get('retry-after'), '60');
+    assert.equal(limited.headers.get('cache-control'), 'no-store');
+    const body = await limited.json();
+    assert.equal(body.error, 'rate_limit_exceeded');
+    assert.match(body.error_description, /retry later/);
+    // The right secret is not throttled: the junk refresh token is an ordinary invalid_grant.
+    const ok = await send(app.client_secret);
+    assert.equal(ok.status, 400);
+    assert.equal((await ok.json()).error, 'invalid_grant');
+  });
 });

@@ -13,6 +13,14 @@ fn rotating_app(s: &Server, grace_s: u64) -> App {
     s.app(json!({"rotate_refresh_tokens": true, "refresh_reuse_grace_s": grace_s}))
 }
 
+/// A refresh token from a code flow for alice.
+fn alices_refresh_token(s: &Server, app: &App) -> String {
+    s.tokens(app, "alice")["refresh_token"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
 fn refresh_token(r: &Reply) -> String {
     assert_eq!(r.status, 200, "{}", r.body);
     r.json()["refresh_token"].as_str().unwrap().to_owned()
@@ -45,10 +53,7 @@ fn introspection_says_a_refresh_token_is_dead_exactly_when_the_token_endpoint_wo
     assert_eq!(s.refresh(&app, rt).error(), "invalid_grant");
 
     let app = s.app(json!({"refresh_token_policy": {"lifetime_s": 60}}));
-    let rt = s.tokens(&app, "alice")["refresh_token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let rt = alices_refresh_token(&s, &app);
     assert_eq!(introspect(&s, &app, &rt)["active"], true);
     s.clock.advance_s(60);
     assert_eq!(introspect(&s, &app, &rt)["active"], false, "lifetime over");
@@ -80,10 +85,7 @@ fn within_the_reuse_grace_a_second_presentation_gets_its_own_pair_and_the_first_
     let s = Server::new();
     let app = rotating_app(&s, 10);
     s.user("alice");
-    let rt = s.tokens(&app, "alice")["refresh_token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let rt = alices_refresh_token(&s, &app);
     let first = refresh_token(&s.refresh(&app, &rt));
     s.clock.advance_ms(9_999);
     let second = refresh_token(&s.refresh(&app, &rt));
@@ -106,10 +108,7 @@ fn without_grace_reuse_of_a_rotated_token_revokes_the_family() {
     let s = Server::new();
     let app = rotating_app(&s, 0);
     s.user("alice");
-    let rt = s.tokens(&app, "alice")["refresh_token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let rt = alices_refresh_token(&s, &app);
     let next = refresh_token(&s.refresh(&app, &rt));
     assert_eq!(s.refresh(&app, &rt).error(), "invalid_grant");
     assert_eq!(s.refresh(&app, &next).error(), "invalid_grant");
@@ -124,10 +123,7 @@ fn a_grace_use_counts_as_a_use_for_inactivity() {
         "refresh_token_policy": {"inactivity_s": 20},
     }));
     s.user("alice");
-    let rt = s.tokens(&app, "alice")["refresh_token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let rt = alices_refresh_token(&s, &app);
     let first = refresh_token(&s.refresh(&app, &rt));
     s.clock.advance_s(15);
     refresh_token(&s.refresh(&app, &rt));
@@ -143,10 +139,7 @@ fn inactivity_is_measured_to_the_millisecond_at_the_boundary() {
     let s = Server::new();
     let app = s.app(json!({"refresh_token_policy": {"inactivity_s": 2}}));
     s.user("alice");
-    let rt = s.tokens(&app, "alice")["refresh_token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let rt = alices_refresh_token(&s, &app);
     // The reported failure: 1.2 s after the previous use, across a whole-second boundary.
     s.clock.advance_ms(800);
     assert_eq!(s.refresh(&app, &rt).status, 200);

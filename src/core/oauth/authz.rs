@@ -129,6 +129,7 @@ pub async fn issue_code<S: Store>(
         user_id: user_id.to_owned(),
         auth_time_s,
         expires_at_s: ctx.now_s() + CODE_TTL_S,
+        issued_at_ms: ctx.clock.now_ms(),
         family_id: Secret::random_base62(ctx.rng, 24).expose().to_owned(),
     };
     ctx.store.put_code(&code.hash(), &grant).await?;

@@ -23,6 +23,10 @@ pub struct CodeGrant {
     pub user_id: String,
     pub auth_time_s: u64,
     pub expires_at_s: u64,
+    /// When the code was minted, to the millisecond: a password change or deactivation after it
+    /// (`User::sessions_valid_from_ms`) kills it.
+    #[serde(default)]
+    pub issued_at_ms: u64,
     /// Chosen when the code is minted, so a replay can revoke what the first redemption issued.
     pub family_id: String,
 }

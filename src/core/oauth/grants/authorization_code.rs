@@ -65,8 +65,9 @@ pub async fn exchange<S: Store>(
         .await?
         .filter(|u| u.active)
         .ok_or_else(|| OAuthError::invalid_grant("user is inactive"))?;
-    // A password change or deactivation since the login ends what that login started.
-    if grant.auth_time_s.saturating_mul(1000) < user.sessions_valid_from_ms {
+    // A password change or deactivation since the code was minted ends it, as it ends the
+    // session the code came from.
+    if grant.issued_at_ms < user.sessions_valid_from_ms {
         return Err(OAuthError::invalid_grant(sf::EXPIRED_CODE));
     }
     // 6. Mint and sign, then redeem-and-store in one D1 transaction: the first redemption wins; any
