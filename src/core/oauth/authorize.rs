@@ -24,11 +24,12 @@ pub async fn get<S: Store>(ctx: &Ctx<'_, S>, req: &Request) -> Response {
 /// parameters. A POST carrying `response_type` is an authorization request; any other POST is
 /// the login or consent form of an interaction, with its CSRF checks.
 pub async fn post<S: Store>(ctx: &Ctx<'_, S>, req: &Request) -> Response {
-    match req.form_params() {
+    let params = req.form_params();
+    match params {
         Ok(params) if params.pairs().iter().any(|(k, _)| k == "response_type") => {
             respond(ctx, req, &params).await
         }
-        _ => interaction::post(ctx, req).await,
+        params => interaction::post(ctx, req, params).await,
     }
 }
 

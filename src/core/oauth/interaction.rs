@@ -6,7 +6,7 @@ use super::authz::{issue_code, AuthorizationRequest, Failure, CODE_TTL_S};
 use super::error::{sf, ErrorCode, OAuthError};
 use super::pages;
 use crate::core::config::Ctx;
-use crate::core::http::{Request, Response};
+use crate::core::http::{ParamError, Params, Request, Response};
 use crate::core::model::{App, PermittedUsers, User};
 use crate::core::password;
 use crate::core::secret::{hex, sha256, Secret};
@@ -143,9 +143,13 @@ pub async fn proceed<S: Store>(
     start(ctx, req, app, areq, Some(logged_in)).await
 }
 
-/// `POST /services/oauth2/authorize` from the login or consent form.
-pub async fn post<S: Store>(ctx: &Ctx<'_, S>, req: &Request) -> Response {
-    let mut resp = match handle_post(ctx, req).await {
+/// `POST /services/oauth2/authorize` from the login or consent form, with its form `params`.
+pub async fn post<S: Store>(
+    ctx: &Ctx<'_, S>,
+    req: &Request,
+    params: Result<Params, ParamError>,
+) -> Response {
+    let mut resp = match handle_post(ctx, req, params).await {
         Ok(r) => r,
         Err(f) => f.into_response(ctx),
     };
@@ -161,9 +165,13 @@ fn forbidden(msg: &'static str) -> Failure {
     Failure::Page(OAuthError::invalid_request(msg))
 }
 
-async fn handle_post<S: Store>(ctx: &Ctx<'_, S>, req: &Request) -> Result<Response, Failure> {
-    let params = req.form_params().map_err(|e| Failure::Page(e.into()))?;
-    let page = |e: crate::core::http::ParamError| Failure::Page(e.into());
+async fn handle_post<S: Store>(
+    ctx: &Ctx<'_, S>,
+    req: &Request,
+    params: Result<Params, ParamError>,
+) -> Result<Response, Failure> {
+    let params = params.map_err(|e| Failure::Page(e.into()))?;
+    let page = |e: ParamError| Failure::Page(e.into());
     let (Some(id), Some(csrf)) = (
         params.get("interaction").map_err(page)?,
         params.get("csrf_token").map_err(page)?,
