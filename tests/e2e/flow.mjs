@@ -83,3 +83,14 @@ export async function tokenRequest(baseUrl, fields, headers = {}) {
   try { json = JSON.parse(text); } catch { json = undefined; }
   return { status: r.status, json, text, headers: r.headers };
 }
+
+/** A Set-Cookie header as its name and attribute map (attribute names lower case). */
+export function cookieAttrs(setCookie) {
+  const [pair, ...attrs] = setCookie.split(';').map((s) => s.trim());
+  const name = pair.slice(0, pair.indexOf('='));
+  const map = new Map(attrs.map((a) => {
+    const i = a.indexOf('=');
+    return i < 0 ? [a.toLowerCase(), true] : [a.slice(0, i).toLowerCase(), a.slice(i + 1)];
+  }));
+  return { name, attrs: map };
+}

@@ -3,7 +3,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { startTestWorker } from './harness.mjs';
-import { authorize, tokenRequest, CookieJar, formFields } from './flow.mjs';
+import { authorize, tokenRequest, CookieJar, formFields, cookieAttrs } from './flow.mjs';
 
 const CB = 'http://127.0.0.1:9/cb';
 const PASSWORD = 'correct horse battery';
@@ -35,15 +35,6 @@ async function setup(w, scopes) {
   return { app: app.json, user: { ...user.json, username, password: PASSWORD } };
 }
 
-function cookieAttrs(setCookie) {
-  const [pair, ...attrs] = setCookie.split(';').map((s) => s.trim());
-  const name = pair.slice(0, pair.indexOf('='));
-  const map = new Map(attrs.map((a) => {
-    const i = a.indexOf('=');
-    return i < 0 ? [a.toLowerCase(), true] : [a.slice(0, i).toLowerCase(), a.slice(i + 1)];
-  }));
-  return { name, attrs: map };
-}
 
 function assertHostCookie(c, name) {
   assert.ok(c, `${name} set`);

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { request as httpRequest } from 'node:http';
 import { createRemoteJWKSet, decodeJwt, decodeProtectedHeader, jwtVerify } from 'jose';
 import { startTestWorker } from './harness.mjs';
-import { authorize, tokenRequest, pkcePair, CookieJar, formFields } from './flow.mjs';
+import { authorize, tokenRequest, pkcePair, CookieJar, formFields, cookieAttrs } from './flow.mjs';
 
 const CB = 'http://127.0.0.1:9/cb';
 const PASSWORD = 'correct horse battery';
@@ -704,15 +704,6 @@ test('6.13 deactivation ends sessions and tokens, and reactivation does not revi
 
 // ------------------------------------------------------------------------- 6.14 cookies
 
-function cookieAttrs(setCookie) {
-  const [pair, ...attrs] = setCookie.split(';').map((s) => s.trim());
-  const name = pair.slice(0, pair.indexOf('='));
-  const map = new Map(attrs.map((a) => {
-    const i = a.indexOf('=');
-    return i < 0 ? [a.toLowerCase(), true] : [a.slice(0, i).toLowerCase(), a.slice(i + 1)];
-  }));
-  return { name, attrs: map };
-}
 
 test('6.14 on plain-http loopback the login sets eo_sid and eo_bid: Path=/, HttpOnly, SameSite=Lax, no Domain, no Secure', async () => {
   const app = await newApp();
