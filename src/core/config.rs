@@ -3,6 +3,7 @@
 use super::env::{Clock, Rng};
 use super::http::CookiePolicy;
 use super::keys::KeySet;
+use super::oauth::stamp::StampKey;
 use super::secret::Secret;
 use super::storage::Store;
 
@@ -13,6 +14,9 @@ pub struct Config {
     /// Bearer token of the admin API; `None` disables the admin API.
     pub admin_token: Option<Secret>,
     pub keys: std::rc::Rc<KeySet>,
+    /// The key of access tokens' age stamps (`oauth/stamp.rs`), derived from the signing keys;
+    /// `None` while they are unusable.
+    pub stamp_key: Option<StampKey>,
 }
 
 /// What a handler needs: storage, time, randomness, configuration.

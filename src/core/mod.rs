@@ -6,9 +6,11 @@
 //! tests over [`storage::memory::MemoryStore`] and a mock clock.
 
 pub mod admin;
+pub mod cache;
 pub mod config;
 pub mod discovery;
 pub mod env;
+pub mod future;
 pub mod http;
 pub mod ids;
 pub mod keys;

@@ -39,6 +39,22 @@ pub fn verify_password(password: &str, phc: &str) -> bool {
     }
 }
 
+/// Whether a stored hash was made with other (older, weaker) settings than today's: it still
+/// verifies, and is replaced at the user's next successful login.
+pub fn needs_rehash(phc: &str) -> bool {
+    let Ok(parsed) = PasswordHash::new(phc) else {
+        return true;
+    };
+    let current = hasher();
+    let p = current.params();
+    let param = |name: &str| parsed.params.get_decimal(name);
+    parsed.algorithm.as_str() != "argon2id"
+        || parsed.version != Some(Version::V0x13 as u32)
+        || param("m") != Some(p.m_cost())
+        || param("t") != Some(p.t_cost())
+        || param("p") != Some(p.p_cost())
+}
+
 /// Spends the same work as a real verification, so an unknown username is not told apart from a
 /// wrong password by response time.
 pub fn burn_verification(password: &str) {
@@ -75,5 +91,10 @@ mod tests {
         let salt = SaltString::encode_b64(b"0123456789abcdef").unwrap();
         let phc = weak.hash_password(b"pw123456", &salt).unwrap().to_string();
         assert!(verify_password("pw123456", &phc));
+        assert!(
+            needs_rehash(&phc),
+            "weaker parameters are upgraded at the next login"
+        );
+        assert!(!needs_rehash(&hash_password(&OsRng, "pw123456").unwrap()));
     }
 }

@@ -4,6 +4,7 @@
 use serde::Deserialize;
 
 use super::store::{backend, changes, Arg, EdgeStore};
+use crate::core::cache::{TtlCache, ADMIN_STATE_TTL_MS};
 use crate::core::model::{App, OrgSettings, User};
 use crate::core::secret::SecretHash;
 use crate::core::storage::{
@@ -44,12 +45,30 @@ thread_local! {
     /// The org id never changes once created: every settings read refreshes this per-isolate
     /// copy, and `org_id()` then needs no round trip.
     static ORG_ID: std::cell::RefCell<Option<String>> = const { std::cell::RefCell::new(None) };
+    /// Isolate caches of admin state (`core/cache.rs`): changes made here are forgotten at
+    /// once, others show within `ADMIN_STATE_TTL_MS`.
+    static SETTINGS: TtlCache<Option<OrgSettings>> = TtlCache::new(ADMIN_STATE_TTL_MS);
+    static APPS: TtlCache<Option<App>> = TtlCache::new(ADMIN_STATE_TTL_MS);
+    static ORIGINS: TtlCache<bool> = TtlCache::new(ADMIN_STATE_TTL_MS);
+}
+
+fn now_ms() -> u64 {
+    js_sys::Date::now() as u64
+}
+
+/// An app changed here: the next read of it, and of any CORS origin, goes to D1.
+fn app_changed(client_id: &str) {
+    APPS.with(|c| c.forget(client_id));
+    ORIGINS.with(TtlCache::clear);
 }
 
 const SETTINGS_COLUMNS: &str = "org_id, allow_username_password_flow, allow_user_agent_flow, allow_code_credentials_flow, require_pkce";
 
 impl SettingsStore for EdgeStore {
     async fn load_settings(&self) -> Result<Option<OrgSettings>, StoreError> {
+        if let Some(cached) = SETTINGS.with(|c| c.get("", now_ms())) {
+            return Ok(cached);
+        }
         let row: Option<SettingsRow> = self
             .first(
                 &format!("SELECT {SETTINGS_COLUMNS} FROM settings WHERE id = 1"),
@@ -59,6 +78,7 @@ impl SettingsStore for EdgeStore {
         let settings: Option<OrgSettings> = row.map(Into::into);
         if let Some(s) = &settings {
             ORG_ID.with(|c| *c.borrow_mut() = Some(s.org_id.clone()));
+            SETTINGS.with(|c| c.put("", settings.clone(), now_ms()));
         }
         Ok(settings)
     }
@@ -88,6 +108,7 @@ impl SettingsStore for EdgeStore {
         Ok(self.load_settings().await?.map(|s| s.org_id))
     }
     async fn save_settings(&self, s: &OrgSettings) -> Result<(), StoreError> {
+        SETTINGS.with(|c| c.forget(""));
         self.exec(
             "UPDATE settings SET allow_username_password_flow = ?, allow_user_agent_flow = ?, allow_code_credentials_flow = ?, require_pkce = ? WHERE id = 1",
             &[
@@ -131,6 +152,7 @@ const APP_COLUMNS: &str = "client_id, secret_hash, name, callback_urls, scopes, 
 
 impl AppStore for EdgeStore {
     async fn create_app(&self, app: &App) -> Result<(), StoreError> {
+        app_changed(&app.client_id);
         self.exec(
             &format!("INSERT INTO apps ({APP_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)"),
             &[
@@ -147,13 +169,18 @@ impl AppStore for EdgeStore {
         Ok(())
     }
     async fn get_app(&self, client_id: &str) -> Result<Option<App>, StoreError> {
+        if let Some(cached) = APPS.with(|c| c.get(client_id, now_ms())) {
+            return Ok(cached);
+        }
         let row: Option<AppRow> = self
             .first(
                 &format!("SELECT {APP_COLUMNS} FROM apps WHERE client_id = ?"),
                 &[Arg::Text(client_id)],
             )
             .await?;
-        row.map(AppRow::into_app).transpose()
+        let app = row.map(AppRow::into_app).transpose()?;
+        APPS.with(|c| c.put(client_id, app.clone(), now_ms()));
+        Ok(app)
     }
     async fn list_apps(&self) -> Result<Vec<App>, StoreError> {
         let rows: Vec<AppRow> = self
@@ -165,6 +192,7 @@ impl AppStore for EdgeStore {
         rows.into_iter().map(AppRow::into_app).collect()
     }
     async fn update_app(&self, app: &App) -> Result<bool, StoreError> {
+        app_changed(&app.client_id);
         let n = self
             .exec(
                 "UPDATE apps SET name = ?, callback_urls = ?, scopes = ?, policy = ? WHERE client_id = ?",
@@ -184,6 +212,7 @@ impl AppStore for EdgeStore {
         client_id: &str,
         hash: &SecretHash,
     ) -> Result<bool, StoreError> {
+        app_changed(client_id);
         let n = self
             .exec(
                 "UPDATE apps SET secret_hash = ? WHERE client_id = ?",
@@ -193,15 +222,20 @@ impl AppStore for EdgeStore {
         Ok(n == 1)
     }
     async fn origin_allowed(&self, origin: &str) -> Result<bool, StoreError> {
+        if let Some(cached) = ORIGINS.with(|c| c.get(origin, now_ms())) {
+            return Ok(cached);
+        }
         let row: Option<serde_json::Value> = self
             .first(
                 "SELECT 1 AS ok FROM apps, json_each(apps.policy, '$.allowed_origins') AS o WHERE o.value = ? LIMIT 1",
                 &[Arg::Text(origin)],
             )
             .await?;
+        ORIGINS.with(|c| c.put(origin, row.is_some(), now_ms()));
         Ok(row.is_some())
     }
     async fn delete_app(&self, client_id: &str, now_s: u64) -> Result<bool, StoreError> {
+        app_changed(client_id);
         let results = self
             .batch(vec![
                 self.stmt("DELETE FROM apps WHERE client_id = ?", &[Arg::Text(client_id)])?,
@@ -355,6 +389,54 @@ impl GrantStore for EdgeStore {
             })
         })
         .transpose()
+    }
+    async fn user_with_grant(
+        &self,
+        client_id: &str,
+        user_id: &str,
+    ) -> Result<Option<(User, Option<AppUserGrant>)>, StoreError> {
+        #[derive(Deserialize)]
+        struct Row {
+            user_id: String,
+            username: String,
+            password_hash: String,
+            email: String,
+            name: String,
+            active: i64,
+            created_at: u64,
+            sessions_valid_from_ms: u64,
+            g_preauthorized: Option<i64>,
+            g_approved_scopes: Option<String>,
+        }
+        let row: Option<Row> = self
+            .first(
+                "SELECT u.user_id, u.username, u.password_hash, u.email, u.name, u.active, u.created_at, u.sessions_valid_from_ms, \
+                 g.preauthorized AS g_preauthorized, g.approved_scopes AS g_approved_scopes \
+                 FROM users u LEFT JOIN app_user_grants g ON g.client_id = ? AND g.user_id = u.user_id WHERE u.user_id = ?",
+                &[Arg::Text(client_id), Arg::Text(user_id)],
+            )
+            .await?;
+        let Some(r) = row else {
+            return Ok(None);
+        };
+        let grant = match r.g_preauthorized {
+            Some(pre) => Some(AppUserGrant {
+                preauthorized: pre != 0,
+                approved_scopes: r.g_approved_scopes.as_deref().map(parse).transpose()?,
+            }),
+            None => None,
+        };
+        let user = User::from(UserRow {
+            user_id: r.user_id,
+            username: r.username,
+            password_hash: r.password_hash,
+            email: r.email,
+            name: r.name,
+            active: r.active,
+            created_at: r.created_at,
+            sessions_valid_from_ms: r.sessions_valid_from_ms,
+        });
+        Ok(Some((user, grant)))
     }
     async fn preauthorize(&self, client_id: &str, user_id: &str) -> Result<(), StoreError> {
         self.exec(

@@ -3,11 +3,14 @@
 //! trusted to be single-use: code redemption is decided in D1.
 
 use super::store::EdgeStore;
+use crate::core::cache::TtlCache;
+use crate::core::future::all as join_all;
 use crate::core::oauth::authz::CODE_TTL_S;
 use crate::core::oauth::interaction::{INTERACTION_TTL_S, SESSION_TTL_S};
 use crate::core::secret::SecretHash;
 use crate::core::storage::{
-    CodeGrant, CodeStore, Interaction, InteractionStore, Session, SessionStore, StoreError,
+    AccessCopy, AccessCopyStore, CodeGrant, CodeStore, Interaction, InteractionStore, Session,
+    SessionStore, StoreError,
 };
 
 impl CodeStore for EdgeStore {
@@ -48,5 +51,55 @@ impl InteractionStore for EdgeStore {
         id_hash: &SecretHash,
     ) -> Result<Option<Interaction>, StoreError> {
         self.kv_get(&format!("interaction:{}", id_hash.0)).await
+    }
+}
+
+thread_local! {
+    /// Access tokens whose copies this isolate dropped, until they expire: KV may serve a
+    /// dropped key from its cache for a while, but a revocation takes effect at once where it
+    /// was made. Bounded like the admin caches.
+    static DROPPED: TtlCache<()> = TtlCache::new(DROPPED_TTL_MS);
+}
+
+/// Longer than KV's cache of a read value (60 s).
+const DROPPED_TTL_MS: u64 = 120_000;
+
+fn copy_key(hash: &SecretHash) -> String {
+    format!("at:{}", hash.0)
+}
+
+impl AccessCopyStore for EdgeStore {
+    async fn put_access_copy(
+        &self,
+        hash: &SecretHash,
+        copy: &AccessCopy,
+    ) -> Result<(), StoreError> {
+        let ttl = copy
+            .expires_at_s
+            .saturating_sub(js_sys::Date::now() as u64 / 1000);
+        self.kv_put(&copy_key(hash), copy, ttl).await
+    }
+    async fn get_access_copy(&self, hash: &SecretHash) -> Result<Option<AccessCopy>, StoreError> {
+        if DROPPED.with(|d| d.get(&hash.0, js_sys::Date::now() as u64).is_some()) {
+            return Ok(None);
+        }
+        self.kv_get(&copy_key(hash)).await
+    }
+    async fn drop_access_copies(&self, hashes: &[SecretHash]) -> Result<(), StoreError> {
+        let now = js_sys::Date::now() as u64;
+        DROPPED.with(|d| {
+            for h in hashes {
+                d.put(&h.0, (), now);
+            }
+        });
+        // All at once: one round trip of waiting, however many.
+        let deletes = hashes.iter().map(|h| {
+            let key = copy_key(h);
+            async move { self.kv_call(self.kv.delete(&key)).await }
+        });
+        for r in join_all(deletes).await {
+            r?;
+        }
+        Ok(())
     }
 }

@@ -15,6 +15,7 @@ use worker::{event, Context, Env};
 use crate::core::config::{Config, Ctx};
 use crate::core::env::{Clock, OsRng};
 use crate::core::keys::KeySet;
+use crate::core::oauth::stamp::StampKey;
 use crate::core::router;
 use crate::core::secret::Secret;
 
@@ -28,18 +29,19 @@ impl Clock for JsClock {
 
 thread_local! {
     /// Parsed signing keys, reused across requests of this isolate while the secret is unchanged.
-    static KEYS: RefCell<Option<(String, Rc<KeySet>)>> = const { RefCell::new(None) };
+    static KEYS: RefCell<Option<(String, Rc<KeySet>, Option<StampKey>)>> = const { RefCell::new(None) };
 }
 
-fn keys(env: &Env) -> Rc<KeySet> {
+/// The signing keys and the age-stamp key derived from them (none while they are unusable).
+fn keys(env: &Env) -> (Rc<KeySet>, Option<StampKey>) {
     let pems = env
         .secret("SIGNING_KEYS")
         .map(|s| s.to_string())
         .unwrap_or_default();
     KEYS.with(|cell| {
-        if let Some((cached, set)) = cell.borrow().as_ref() {
+        if let Some((cached, set, stamp)) = cell.borrow().as_ref() {
             if *cached == pems {
-                return set.clone();
+                return (set.clone(), stamp.clone());
             }
         }
         let set = if pems.trim().is_empty() {
@@ -50,9 +52,10 @@ fn keys(env: &Env) -> Rc<KeySet> {
         if let Some(e) = set.error() {
             worker::console_error!("SIGNING_KEYS unusable: {}", e.0);
         }
+        let stamp = set.error().is_none().then(|| StampKey::derive(&pems));
         let set = Rc::new(set);
-        *cell.borrow_mut() = Some((pems, set.clone()));
-        set
+        *cell.borrow_mut() = Some((pems, set.clone(), stamp.clone()));
+        (set, stamp)
     })
 }
 
@@ -68,10 +71,12 @@ fn var(env: &Env, name: &str) -> Option<String> {
 async fn fetch(req: worker::Request, env: Env, _ctx: Context) -> worker::Result<worker::Response> {
     let request = http::to_core(req).await;
     let store = store::EdgeStore::new(&env)?;
+    let (keys, stamp_key) = keys(&env);
     let config = Config {
         issuer: var(&env, "ISSUER").map(|i| i.trim_end_matches('/').to_owned()),
         admin_token: var(&env, "ADMIN_TOKEN").map(Secret::new),
-        keys: keys(&env),
+        keys,
+        stamp_key,
     };
     let path = request.as_ref().map(|r| r.path.clone()).unwrap_or_default();
     let response = match request {

@@ -31,23 +31,30 @@ test('each step of the web server flow makes the documented KV and D1 round trip
   });
   r = await post({ ...formFields(await r.text()), username: 'rt@example.com', password: 'round trips!', login: '1' });
   jar.store(r);
-  assert.equal(trips(r), 'kv=3; d1=3', 'login: get interaction, put session, put interaction; app, user, grant');
+  assert.equal(trips(r), 'kv=3; d1=2', 'login: get interaction, put session, put interaction; user, grant (the app is cached)');
   r = await post({ ...formFields(await r.text()), approve: '1' });
-  assert.equal(trips(r), 'kv=2; d1=2', 'consent: get interaction, put code; app, record approval');
+  assert.equal(trips(r), 'kv=2; d1=1', 'consent: get interaction, put code; record approval');
   r = await fetch(`${w.baseUrl}/services/oauth2/authorize?${q}`, { redirect: 'manual', headers: { cookie: jar.header() } });
-  assert.equal(trips(r), 'kv=2; d1=3', 'authorize with session: get session, put code; app, user, grant');
+  assert.equal(trips(r), 'kv=2; d1=1', 'authorize with session: get session, put code; user joined with grant');
   const code = new URL(r.headers.get('location')).searchParams.get('code');
 
   const cred = { client_id: app.client_id, client_secret: app.client_secret };
   const t = await tokenRequest(w.baseUrl, { grant_type: 'authorization_code', code, redirect_uri: CB, code_verifier: verifier, ...cred });
   assert.equal(t.status, 200);
-  assert.equal(trips(t), 'kv=1; d1=3', 'code exchange: get code; app, user, redeem batch');
+  assert.equal(trips(t), 'kv=2; d1=1', 'code exchange: get code, put the access token copy; one batch redeems, checks the user, issues');
   const rf = await tokenRequest(w.baseUrl, { grant_type: 'refresh_token', refresh_token: t.json.refresh_token, ...cred });
-  assert.equal(trips(rf), 'kv=0; d1=4', 'refresh: app, token+family, user, extend batch');
+  assert.equal(trips(rf), 'kv=1; d1=2', 'refresh: token+family+user; extend batch; put the access token copy');
   const ui = await fetch(`${w.baseUrl}/services/oauth2/userinfo`, { headers: { authorization: `Bearer ${t.json.access_token}` } });
-  assert.equal(trips(ui), 'kv=0; d1=2', 'userinfo: token+family, user');
+  assert.equal(trips(ui), 'kv=1; d1=0', 'userinfo: the access token copy');
   const it = await fetch(`${w.baseUrl}/services/oauth2/introspect`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams({ token: t.json.access_token, ...cred }) });
-  assert.equal(trips(it), 'kv=0; d1=3', 'introspect: app, token+family, user');
+  assert.equal(trips(it), 'kv=1; d1=0', 'introspect: the access token copy (the app is cached)');
   const rv = await fetch(`${w.baseUrl}/services/oauth2/revoke`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams({ token: t.json.refresh_token }) });
-  assert.equal(trips(rv), 'kv=0; d1=1', 'revoke: one batch');
+  assert.equal(trips(rv), 'kv=2; d1=1', 'revoke: one batch; then the copies of the two access tokens it ended are deleted, side by side');
+  // Validation of tokens that were never ours (or are too old to lack a copy) never reaches D1.
+  const org = t.json.access_token.split('!')[0];
+  for (const bogus of [`${org}!${'x'.repeat(71)}`, 'garbage', t.json.access_token.slice(0, -1) + (t.json.access_token.endsWith('a') ? 'b' : 'a')]) {
+    const r2 = await fetch(`${w.baseUrl}/services/oauth2/userinfo`, { headers: { authorization: `Bearer ${bogus}` } });
+    assert.equal(r2.status, 401);
+    assert.equal(trips(r2), 'kv=1; d1=0', `no D1 read for ${bogus}`);
+  }
 });

@@ -8,5 +8,6 @@ mod admin;
 mod attacks;
 mod code_flow;
 mod hardening;
+mod performance;
 mod refresh;
 mod token_endpoints;

@@ -10,6 +10,7 @@ use edge_oauth::core::config::{Config, Ctx};
 use edge_oauth::core::env::{MockClock, OsRng};
 use edge_oauth::core::http::{Method, Request, Response};
 use edge_oauth::core::keys::KeySet;
+use edge_oauth::core::oauth::stamp::StampKey;
 use edge_oauth::core::router;
 use edge_oauth::core::secret::{b64url, sha256, Secret};
 use edge_oauth::core::storage::memory::MemoryStore;
@@ -93,6 +94,7 @@ impl Server {
                 issuer: Some(ISSUER.into()),
                 admin_token: Some(Secret::new(ADMIN)),
                 keys: Rc::new(KeySet::from_pem_list(test_pem()).unwrap()),
+                stamp_key: Some(StampKey::derive(test_pem())),
             },
         }
     }

@@ -9,7 +9,7 @@ use crate::core::http::Request;
 use crate::core::ids::{new_record_id, USER_PREFIX};
 use crate::core::model::User;
 use crate::core::password::{hash_password, MIN_PASSWORD_LEN};
-use crate::core::storage::Store;
+use crate::core::storage::{AccessCopy, Store, TokenState, UserClaims};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -163,8 +163,39 @@ async fn save<S: Store>(ctx: &Ctx<'_, S>, mut user: User, end_sessions: bool) ->
         user.sessions_valid_from_ms = ctx.clock.now_ms();
         ctx.now_s()
     });
+    // The edge copies of the user's access tokens, listed before the change: a revocation drops
+    // them, any other change rewrites them with the new claims.
+    let now = ctx.now_s();
+    let tokens = ctx
+        .store
+        .unexpired_access_tokens(&user.user_id, now)
+        .await?;
     if !ctx.store.update_user(&user, revoke_at).await? {
         return Err(AdminError::not_found("user"));
+    }
+    if revoke_at.is_some() || !user.active {
+        let hashes: Vec<_> = tokens.into_iter().map(|(t, _)| t.hash).collect();
+        ctx.store.drop_access_copies(&hashes).await?;
+    } else {
+        let claims = UserClaims::from(&user);
+        for (t, family) in tokens
+            .into_iter()
+            .filter(|(t, f)| f.revoked_at_s.is_none() && t.state != TokenState::Revoked)
+        {
+            let Some(expires_at_s) = t.expires_at_s else {
+                continue;
+            };
+            let copy = AccessCopy {
+                family_id: family.family_id,
+                client_id: family.client_id,
+                user_id: family.user_id,
+                scopes: t.scopes,
+                created_at_s: t.created_at_s,
+                expires_at_s,
+                user: claims.clone(),
+            };
+            ctx.store.put_access_copy(&t.hash, &copy).await?;
+        }
     }
     json(200, &view(&user))
 }

@@ -46,7 +46,7 @@ async fn handle<S: Store>(
     params: &Params,
 ) -> Result<Response, Failure> {
     let (app, areq) = parse(ctx, params).await?;
-    let session = interaction::current_session(ctx, req).await?;
+    let session = interaction::current_session(ctx, req, &app.client_id).await?;
     if pkce::missing_but_required(ctx, &app, areq.code_challenge.as_deref()).await? {
         return Err(Failure::Redirect(
             Box::new(areq),
@@ -54,7 +54,7 @@ async fn handle<S: Store>(
         ));
     }
     let user = match session {
-        Some((user, auth_time)) if !needs_login(ctx, &areq, auth_time) => Some((user, auth_time)),
+        Some(s) if !needs_login(ctx, &areq, s.auth_time_s) => Some(s),
         _ if areq.prompt.none => {
             let e = areq
                 .prompt
@@ -64,8 +64,8 @@ async fn handle<S: Store>(
         _ => None,
     };
     match user {
-        Some((user, auth_time)) => {
-            interaction::proceed(ctx, req, &app, areq, &user, auth_time).await
+        Some(s) => {
+            interaction::proceed(ctx, req, &app, areq, &s.user, s.auth_time_s, s.grant).await
         }
         None => interaction::start(ctx, req, &app, areq, None).await,
     }

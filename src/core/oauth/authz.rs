@@ -8,7 +8,7 @@ use super::redirect;
 use crate::core::config::Ctx;
 use crate::core::http::Response;
 use crate::core::secret::Secret;
-use crate::core::storage::{CodeGrant, Store};
+use crate::core::storage::{CodeGrant, Store, UserClaims};
 
 /// Code lifetime: 15 minutes, as Salesforce's.
 pub const CODE_TTL_S: u64 = 15 * 60;
@@ -117,6 +117,7 @@ pub async fn issue_code<S: Store>(
     ctx: &Ctx<'_, S>,
     areq: &AuthorizationRequest,
     user_id: &str,
+    user: Option<UserClaims>,
     auth_time_s: u64,
 ) -> Result<Response, Failure> {
     let code = Secret::random_base62(ctx.rng, 43);
@@ -131,6 +132,7 @@ pub async fn issue_code<S: Store>(
         expires_at_s: ctx.now_s() + CODE_TTL_S,
         issued_at_ms: ctx.clock.now_ms(),
         family_id: Secret::random_base62(ctx.rng, 24).expose().to_owned(),
+        user,
     };
     ctx.store.put_code(&code.hash(), &grant).await?;
     let mut pairs: Vec<(&str, &str)> = vec![("code", code.expose())];

@@ -8,11 +8,12 @@ use base64::Engine;
 
 use super::client_auth::strip_scheme;
 use super::error::{ErrorCode, OAuthError};
+use super::stamp::{jti_parts, opaque_parts, YOUNG_S};
 use crate::core::config::Ctx;
 use crate::core::http::{Method, Params, Request};
 use crate::core::keys::TYP_ACCESS_TOKEN;
 use crate::core::secret::Secret;
-use crate::core::storage::{FoundToken, Store, StoreError, TokenKind};
+use crate::core::storage::{AccessCopy, FoundToken, Store, StoreError, TokenKind, UserClaims};
 
 /// Where a resource endpoint takes its token from, besides the `Authorization: Bearer` header
 /// and a form-encoded POST body's `access_token` (RFC 6750 §2.1, §2.2).
@@ -63,14 +64,87 @@ pub async fn find<S: Store>(
     ctx.store.find_token(&Secret::new(token).hash()).await
 }
 
-/// The live access token record behind `token`.
-pub async fn live_access_token<S: Store>(
+/// The live access token behind `token`, from its edge copy (KV). D1 is asked only for a
+/// token whose authenticated age stamp (`stamp.rs`) says it is young enough that its copy may
+/// not have reached this location yet: a flood of random, forged or old tokens never reaches
+/// D1. A deleted app's tokens die with it, through the isolate's app cache.
+pub async fn live_access<S: Store>(
     ctx: &Ctx<'_, S>,
     token: &str,
-) -> Result<Option<FoundToken>, StoreError> {
-    Ok(find(ctx, token)
-        .await?
-        .filter(|f| f.token.kind == TokenKind::Access && f.is_active(ctx.now_s())))
+) -> Result<Option<AccessCopy>, StoreError> {
+    if is_foreign_jwt(token) {
+        return Ok(None);
+    }
+    let hash = Secret::new(token).hash();
+    let now = ctx.now_s();
+    let copy = match ctx.store.get_access_copy(&hash).await? {
+        Some(copy) => Some(copy),
+        None if is_young(ctx, token, now) => ctx
+            .store
+            .find_token(&hash)
+            .await?
+            .and_then(|found| copy_of_record(found, now)),
+        None => None,
+    };
+    let Some(copy) = copy.filter(|c| c.expires_at_s > now) else {
+        return Ok(None);
+    };
+    if ctx.store.get_app(&copy.client_id).await?.is_none() {
+        return Ok(None);
+    }
+    Ok(Some(copy))
+}
+
+/// What the edge copy of a live access token would say, from its D1 record.
+fn copy_of_record(found: FoundToken, now_s: u64) -> Option<AccessCopy> {
+    if found.token.kind != TokenKind::Access || !found.is_active(now_s) {
+        return None;
+    }
+    let user = found.user.filter(|u| u.active)?;
+    Some(AccessCopy {
+        family_id: found.family.family_id,
+        client_id: found.family.client_id,
+        user_id: found.family.user_id,
+        scopes: found.token.scopes,
+        created_at_s: found.token.created_at_s,
+        expires_at_s: found.token.expires_at_s?,
+        user: UserClaims::from(&user),
+    })
+}
+
+/// Whether `token` carries our age stamp and was issued less than [`YOUNG_S`] ago.
+fn is_young<S: Store>(ctx: &Ctx<'_, S>, token: &str, now_s: u64) -> bool {
+    let Some(key) = &ctx.config.stamp_key else {
+        return false;
+    };
+    let issued = match jwt_payload(token) {
+        Some(claims) => claims
+            .get("jti")
+            .and_then(|j| j.as_str())
+            .and_then(jti_parts)
+            .and_then(|(random, stamp)| key.issued_at(random, stamp)),
+        None => opaque_parts(token).and_then(|(random, stamp)| key.issued_at(random, stamp)),
+    };
+    // A little clock skew between locations is allowed; a stamp from the future is not ours.
+    issued.is_some_and(|iat| iat <= now_s + 5 && now_s.saturating_sub(iat) <= YOUNG_S)
+}
+
+/// The (unverified) claims of a compact JWS; the age stamp inside authenticates itself.
+fn jwt_payload(token: &str) -> Option<serde_json::Value> {
+    let mut parts = token.split('.');
+    let (Some(_), Some(payload), Some(_), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return None;
+    };
+    let bytes = URL_SAFE_NO_PAD.decode(payload).ok()?;
+    serde_json::from_slice(&bytes).ok()
+}
+
+/// Whether a token has the shape of our access tokens (opaque with the org prefix, or a JWT)
+/// rather than of a refresh token (bare base62).
+pub fn looks_like_access_token(token: &str) -> bool {
+    token.contains('!') || token.contains('.')
 }
 
 /// A compact JWS whose header does not say `typ: at+jwt`. Our opaque tokens have no dots.

@@ -10,7 +10,9 @@ use crate::core::http::{ParamError, Params, Request, Response};
 use crate::core::model::{App, PermittedUsers, User};
 use crate::core::password;
 use crate::core::secret::{hex, sha256, Secret};
-use crate::core::storage::{Interaction, Limit, Session, Store, StoreError};
+use crate::core::storage::{
+    AppUserGrant, Interaction, Limit, Session, Store, StoreError, UserClaims,
+};
 
 /// Browser login session: cookie name (before any `__Host-` prefix) and lifetime.
 pub const SESSION_COOKIE: &str = "eo_sid";
@@ -26,7 +28,8 @@ const BROWSER_COOKIE_TTL_S: u64 = 30 * 86400;
 pub async fn current_session<S: Store>(
     ctx: &Ctx<'_, S>,
     req: &Request,
-) -> Result<Option<(User, u64)>, StoreError> {
+    client_id: &str,
+) -> Result<Option<SessionUser>, StoreError> {
     let Some(sid) = ctx.cookies().read(req, SESSION_COOKIE) else {
         return Ok(None);
     };
@@ -36,12 +39,24 @@ pub async fn current_session<S: Store>(
     if session.expires_at_s <= ctx.now_s() {
         return Ok(None);
     }
+    // The user and their grant to this app in one read.
     Ok(ctx
         .store
-        .get_user(&session.user_id)
+        .user_with_grant(client_id, &session.user_id)
         .await?
-        .filter(|u| u.active && session.created_at_ms >= u.sessions_valid_from_ms)
-        .map(|u| (u, session.auth_time_s)))
+        .filter(|(u, _)| u.active && session.created_at_ms >= u.sessions_valid_from_ms)
+        .map(|(user, grant)| SessionUser {
+            user,
+            auth_time_s: session.auth_time_s,
+            grant: grant.unwrap_or_default(),
+        }))
+}
+
+/// The user of a live browser session, and what they granted the app being authorized.
+pub struct SessionUser {
+    pub user: User,
+    pub auth_time_s: u64,
+    pub grant: AppUserGrant,
 }
 
 /// A logged-in user on their way to the consent page.
@@ -72,6 +87,7 @@ pub async fn start<S: Store>(
         csrf_hash: csrf.hash(),
         browser_hash: browser.hash(),
         user_id: user.as_ref().map(|u| u.user.user_id.clone()),
+        user_claims: user.as_ref().map(|u| UserClaims::from(u.user)),
         auth_time_s: user.as_ref().map(|u| u.auth_time_s),
         approved_scopes: user
             .as_ref()
@@ -106,12 +122,8 @@ pub async fn proceed<S: Store>(
     areq: AuthorizationRequest,
     user: &User,
     auth_time_s: u64,
+    grant: AppUserGrant,
 ) -> Result<Response, Failure> {
-    let grant = ctx
-        .store
-        .app_user_grant(&app.client_id, &user.user_id)
-        .await?
-        .unwrap_or_default();
     if app.policy.permitted_users == PermittedUsers::AdminApproved {
         if !grant.preauthorized {
             return Err(Failure::Redirect(
@@ -120,14 +132,14 @@ pub async fn proceed<S: Store>(
             ));
         }
         // Pre-authorized users skip the consent page, as in Salesforce.
-        return issue_code(ctx, &areq, &user.user_id, auth_time_s).await;
+        return issue_code(ctx, &areq, &user.user_id, Some(user.into()), auth_time_s).await;
     }
     let approved = grant.approved_scopes.unwrap_or_default();
     if areq.scopes.iter().all(|x| approved.contains(x))
         && !approved.is_empty()
         && !areq.prompt.consent
     {
-        return issue_code(ctx, &areq, &user.user_id, auth_time_s).await;
+        return issue_code(ctx, &areq, &user.user_id, Some(user.into()), auth_time_s).await;
     }
     if areq.prompt.none {
         let e = areq
@@ -240,7 +252,12 @@ async fn handle_post<S: Store>(
         let set_cookie = ctx
             .cookies()
             .set(SESSION_COOKIE, sid.expose(), SESSION_TTL_S);
-        let resp = match proceed(ctx, req, &app, areq, &user, now).await {
+        let grant = ctx
+            .store
+            .app_user_grant(&app.client_id, &user.user_id)
+            .await?
+            .unwrap_or_default();
+        let resp = match proceed(ctx, req, &app, areq, &user, now, grant).await {
             Ok(r) => r,
             Err(f) => f.into_response(ctx),
         };
@@ -270,7 +287,7 @@ async fn handle_post<S: Store>(
     ctx.store
         .record_approval(&app.client_id, user_id, &scopes)
         .await?;
-    issue_code(ctx, &areq, user_id, auth_time).await
+    issue_code(ctx, &areq, user_id, record.user_claims.clone(), auth_time).await
 }
 
 /// Every login attempt counts twice: against the username from this address (so guessing one
@@ -300,7 +317,16 @@ pub async fn check_login<S: Store>(
     password: &str,
 ) -> Result<Option<User>, StoreError> {
     match ctx.store.find_user_by_username(username).await? {
-        Some(user) if password::verify_password(password, &user.password_hash) && user.active => {
+        Some(mut user)
+            if password::verify_password(password, &user.password_hash) && user.active =>
+        {
+            // A hash made with older settings is replaced now that the password is at hand.
+            if password::needs_rehash(&user.password_hash) {
+                if let Ok(phc) = password::hash_password(ctx.rng, password) {
+                    user.password_hash = phc;
+                    ctx.store.update_user(&user, None).await?;
+                }
+            }
             Ok(Some(user))
         }
         Some(_) => Ok(None),

@@ -26,22 +26,42 @@ async fn introspect<S: Store>(ctx: &Ctx<'_, S>, req: &Request) -> Result<Respons
         .ok_or_else(|| OAuthError::invalid_request("token required"))?;
     // RFC 7662 §2.1: the endpoint requires client authentication.
     let client = authenticate(ctx, req, creds, |_| true).await?;
-    let inactive = || Response::json(200, &serde_json::json!({ "active": false }));
+    let inactive = || Ok(Response::json(200, &serde_json::json!({ "active": false })));
+    let org_id = crate::core::org::org_id(ctx).await?;
+    // Access tokens from their edge copies, like every other validation (no D1 on this path).
+    if bearer::looks_like_access_token(token) {
+        let Some(live) = bearer::live_access(ctx, token).await? else {
+            return inactive();
+        };
+        if live.client_id != client.app.client_id {
+            return inactive();
+        }
+        return Ok(Response::json(
+            200,
+            &serde_json::json!({
+                "active": true,
+                "scope": live.scopes.join(" "),
+                "client_id": live.client_id,
+                "username": live.user.username,
+                "sub": identity_url(ctx, &org_id, &live.user_id),
+                "token_type": "access_token",
+                "iat": live.created_at_s,
+                "nbf": live.created_at_s,
+                "exp": live.expires_at_s,
+                "iss": ctx.issuer,
+            }),
+        ));
+    }
+    // Refresh tokens from D1, which decides their rotation.
     let Some(found) = bearer::find(ctx, token).await? else {
-        return Ok(inactive());
+        return inactive();
     };
     if found.family.client_id != client.app.client_id || !is_live(ctx, &client.app, &found) {
-        return Ok(inactive());
+        return inactive();
     }
-    let Some(user) = ctx
-        .store
-        .get_user(&found.family.user_id)
-        .await?
-        .filter(|u| u.active)
-    else {
-        return Ok(inactive());
+    let Some(user) = found.user.as_ref().filter(|u| u.active) else {
+        return inactive();
     };
-    let org_id = crate::core::org::org_id(ctx).await?;
     let mut body = serde_json::json!({
         "active": true,
         "scope": found.token.scopes.join(" "),

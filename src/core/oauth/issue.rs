@@ -4,12 +4,15 @@ use serde::Serialize;
 
 use super::error::OAuthError;
 use super::scope::ScopeSet;
+use super::stamp::STAMP_LEN;
 use crate::core::config::Ctx;
 use crate::core::http::{Params, Request, Response};
 use crate::core::keys::{TYP_ACCESS_TOKEN, TYP_ID_TOKEN};
-use crate::core::model::{App, NamedRefreshPolicy, RefreshTokenPolicy, User};
-use crate::core::secret::{b64url, salesforce_signature, sha256, Secret};
-use crate::core::storage::{Store, TokenKind, TokenRecord, TokenState};
+use crate::core::model::{App, NamedRefreshPolicy, RefreshTokenPolicy};
+use crate::core::secret::{b64url, salesforce_signature, sha256, Secret, SecretHash};
+use crate::core::storage::{
+    AccessCopy, Store, StoreError, TokenKind, TokenRecord, TokenState, UserClaims,
+};
 
 /// The identity URL of a user: `sub` of ID tokens and `id` of token responses.
 pub fn identity_url<S: Store>(ctx: &Ctx<'_, S>, org_id: &str, user_id: &str) -> String {
@@ -21,6 +24,8 @@ pub struct Minted {
     pub access: Secret,
     pub refresh: Option<Secret>,
     pub records: Vec<TokenRecord>,
+    /// The access token's edge copy, published beside the records (see [`publish`]).
+    pub copy: (SecretHash, AccessCopy),
 }
 
 /// Whether the app's policy lets a refresh token be issued for `scopes`
@@ -30,81 +35,115 @@ pub fn refresh_allowed(app: &App, scopes: &ScopeSet) -> bool {
         && app.policy.refresh_token_policy != RefreshTokenPolicy::Named(NamedRefreshPolicy::Zero)
 }
 
-/// An opaque access token `{org_id}!{random}` (Salesforce's shape, §0.4) and, when asked for,
-/// a refresh token; both 43 base62 characters of randomness (256 bits).
+/// An access token — opaque `{org_id}!{random}{stamp}` (Salesforce's shape, §0.4, with 256
+/// bits of randomness and an age stamp, see `stamp.rs`), or a JWT — and, when asked for, a
+/// refresh token of 64 base62 characters.
 pub fn mint<S: Store>(
     ctx: &Ctx<'_, S>,
-    org_id: &str,
-    user_id: &str,
+    grant: &Grant<'_>,
     family_id: &str,
-    app: &App,
-    scopes: &ScopeSet,
     with_refresh: bool,
 ) -> Result<Minted, OAuthError> {
     let now = ctx.now_s();
+    let app = grant.app;
     let access = if app.policy.jwt_access_tokens {
-        jwt_access_token(ctx, org_id, user_id, app, scopes)?
+        jwt_access_token(ctx, grant)?
     } else {
+        let random = Secret::random_base62(ctx.rng, 43);
+        let random = random.expose();
         Secret::new(format!(
-            "{org_id}!{}",
-            Secret::random_base62(ctx.rng, 43).expose()
+            "{}!{random}{}",
+            grant.org_id,
+            age_stamp(ctx, random)
         ))
     };
+    let expires_at_s = now + app.policy.access_token_ttl_s;
     let record = |secret: &Secret, kind, expires_at_s| TokenRecord {
         hash: secret.hash(),
         family_id: family_id.to_owned(),
         kind,
-        scopes: scopes.to_vec(),
+        scopes: grant.scopes.to_vec(),
         created_at_s: now,
         expires_at_s,
         state: TokenState::Active,
     };
-    let mut records = vec![record(
-        &access,
-        TokenKind::Access,
-        Some(now + app.policy.access_token_ttl_s),
-    )];
+    let mut records = vec![record(&access, TokenKind::Access, Some(expires_at_s))];
     let refresh = with_refresh.then(|| Secret::random_base62(ctx.rng, 64));
     if let Some(r) = &refresh {
         // Refresh expiry follows the app's policy at presentation time (§3), not a stored date.
         records.push(record(r, TokenKind::Refresh, None));
     }
+    let copy = AccessCopy {
+        family_id: family_id.to_owned(),
+        client_id: app.client_id.clone(),
+        user_id: grant.user_id.to_owned(),
+        scopes: grant.scopes.to_vec(),
+        created_at_s: now,
+        expires_at_s,
+        user: grant.claims.clone(),
+    };
     Ok(Minted {
+        copy: (access.hash(), copy),
         access,
         refresh,
         records,
     })
 }
 
+/// The age stamp of a token minted now; without usable signing keys there is no stamp key, and
+/// the token gets a random tail instead (it is then never looked up in D1, only by its copy).
+fn age_stamp<S: Store>(ctx: &Ctx<'_, S>, random: &str) -> String {
+    match &ctx.config.stamp_key {
+        Some(key) => key.stamp(random, ctx.now_s()),
+        None => Secret::random_base62(ctx.rng, STAMP_LEN)
+            .expose()
+            .to_owned(),
+    }
+}
+
+/// Stores the edge copy of a freshly issued access token. Published before the D1 write that
+/// issues it (or beside it): a copy of a token that was then not issued is never seen by
+/// anyone, while a token whose copy failed would stop validating once it is no longer young.
+pub async fn publish<S: Store>(ctx: &Ctx<'_, S>, minted: &Minted) -> Result<(), StoreError> {
+    let (hash, copy) = &minted.copy;
+    ctx.store.put_access_copy(hash, copy).await
+}
+
+/// Revokes a family and drops the edge copies of its live access tokens.
+pub async fn revoke_family<S: Store>(
+    ctx: &Ctx<'_, S>,
+    family_id: &str,
+    now_s: u64,
+) -> Result<(), StoreError> {
+    let live = ctx.store.revoke_family(family_id, now_s).await?;
+    ctx.store.drop_access_copies(&live).await
+}
+
 /// A JWT access token (the app's `jwt_access_tokens`): RFC 9068 with `typ: at+jwt`, so that it
 /// can never pass for an ID token (RFC 8725 §3.11): its `aud` is the resource it is for — the
-/// instance URL, where the APIs live — never the client id; it carries `client_id`, `jti`, and
-/// `scp` as Salesforce's Mobile SDK reads it (and RFC 9068's `scope`), plus Salesforce's
-/// `tty`/`tnk`/`ver` header fields. It is stored hashed and checked like an opaque token, so
-/// revocation applies to it too.
-fn jwt_access_token<S: Store>(
-    ctx: &Ctx<'_, S>,
-    org_id: &str,
-    user_id: &str,
-    app: &App,
-    scopes: &ScopeSet,
-) -> Result<Secret, OAuthError> {
+/// instance URL, where the APIs live — never the client id; it carries `client_id`, `jti` (with
+/// the age stamp), and `scp` as Salesforce's Mobile SDK reads it (and RFC 9068's `scope`), plus
+/// Salesforce's `tty`/`tnk`/`ver` header fields. It is stored hashed and checked like an opaque
+/// token, so revocation applies to it too.
+fn jwt_access_token<S: Store>(ctx: &Ctx<'_, S>, grant: &Grant<'_>) -> Result<Secret, OAuthError> {
     let now = ctx.now_s();
+    let random = Secret::random_base62(ctx.rng, 22);
+    let random = random.expose();
     let claims = serde_json::json!({
         "iss": ctx.issuer,
-        "sub": identity_url(ctx, org_id, user_id),
+        "sub": identity_url(ctx, grant.org_id, grant.user_id),
         "aud": ctx.issuer,
-        "client_id": app.client_id,
-        "scp": scopes.as_slice(),
-        "scope": scopes.joined(),
+        "client_id": grant.app.client_id,
+        "scp": grant.scopes.as_slice(),
+        "scope": grant.scopes.joined(),
         "iat": now,
         "nbf": now,
-        "exp": now + app.policy.access_token_ttl_s,
-        "jti": Secret::random_base62(ctx.rng, 22).expose(),
+        "exp": now + grant.app.policy.access_token_ttl_s,
+        "jti": format!("{random}{}", age_stamp(ctx, random)),
     });
     let mut header = serde_json::Map::new();
     header.insert("tty".into(), "sfdc-core-token".into());
-    header.insert("tnk".into(), org_id.into());
+    header.insert("tnk".into(), grant.org_id.into());
     header.insert("ver".into(), "1.0".into());
     let key = ctx.config.keys.active()?;
     key.sign_with_header(TYP_ACCESS_TOKEN, &claims, &header)
@@ -138,7 +177,8 @@ pub struct Grant<'a> {
     pub app: &'a App,
     /// The secret the client authenticated with, for `signature`.
     pub client_secret: Option<&'a Secret>,
-    pub user: &'a User,
+    pub user_id: &'a str,
+    pub claims: &'a UserClaims,
     pub scopes: &'a ScopeSet,
     pub auth_time_s: u64,
     pub nonce: Option<&'a str>,
@@ -166,15 +206,15 @@ fn id_token<S: Store>(
         preferred_username: grant
             .scopes
             .contains("profile")
-            .then_some(grant.user.username.as_str()),
+            .then_some(grant.claims.username.as_str()),
         name: grant
             .scopes
             .contains("profile")
-            .then_some(grant.user.name.as_str()),
+            .then_some(grant.claims.name.as_str()),
         email: grant
             .scopes
             .contains("email")
-            .then_some(grant.user.email.as_str()),
+            .then_some(grant.claims.email.as_str()),
     };
     let key = ctx.config.keys.active()?;
     Ok(key.sign(TYP_ID_TOKEN, &claims)?)
@@ -187,7 +227,7 @@ pub fn token_response<S: Store>(
     minted: &Minted,
     urlencoded: bool,
 ) -> Result<Response, OAuthError> {
-    let id_url = identity_url(ctx, grant.org_id, &grant.user.user_id);
+    let id_url = identity_url(ctx, grant.org_id, grant.user_id);
     let issued_at = ctx.clock.now_ms().to_string();
     let mut fields: Vec<(&str, String)> = vec![
         ("access_token", minted.access.expose().to_owned()),

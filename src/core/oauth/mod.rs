@@ -15,5 +15,6 @@ pub mod pkce;
 pub mod redirect;
 pub mod revoke;
 pub mod scope;
+pub mod stamp;
 pub mod token;
 pub mod userinfo;

@@ -5,8 +5,8 @@ use super::client_auth::{authenticate, credentials};
 use super::error::OAuthError;
 use crate::core::config::Ctx;
 use crate::core::http::{Method, Request, Response};
-use crate::core::secret::Secret;
-use crate::core::storage::Store;
+use crate::core::secret::{Secret, SecretHash};
+use crate::core::storage::{Store, StoreError};
 
 pub async fn handle<S: Store>(ctx: &Ctx<'_, S>, req: &Request) -> Response {
     match revoke(ctx, req).await {
@@ -35,11 +35,21 @@ async fn revoke<S: Store>(ctx: &Ctx<'_, S>, req: &Request) -> Result<Response, O
             .await?
             .is_some_and(|f| f.family.client_id == client.app.client_id);
         if owned {
-            ctx.store.revoke_token(&hash, now).await?;
+            revoke_token(ctx, &hash, now).await?;
         }
     } else {
-        ctx.store.revoke_token(&hash, now).await?;
+        revoke_token(ctx, &hash, now).await?;
     }
     // RFC 7009 §2.2: 200 whether or not the token was known, so revocation is no token oracle.
     Ok(Response::empty(200).no_store())
+}
+
+/// Revokes in D1 (the record), then drops the edge copies of what it ended.
+async fn revoke_token<S: Store>(
+    ctx: &Ctx<'_, S>,
+    hash: &SecretHash,
+    now_s: u64,
+) -> Result<(), StoreError> {
+    let ended = ctx.store.revoke_token(hash, now_s).await?;
+    ctx.store.drop_access_copies(&ended).await
 }

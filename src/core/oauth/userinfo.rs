@@ -8,12 +8,12 @@ use super::issue::identity_url;
 use super::scope::ScopeSet;
 use crate::core::config::Ctx;
 use crate::core::http::{Request, Response};
-use crate::core::model::User;
-use crate::core::storage::Store;
+use crate::core::storage::{Store, UserClaims};
 
 /// The user, org and granted scopes behind a live access token.
 struct Bearer {
-    user: User,
+    user_id: String,
+    user: UserClaims,
     org_id: String,
     scopes: ScopeSet,
 }
@@ -24,20 +24,15 @@ async fn bearer<S: Store>(
     query: QueryToken,
 ) -> Result<Bearer, OAuthError> {
     let token = bearer::presented(req, query)?;
-    let found = bearer::live_access_token(ctx, &token)
+    let live = bearer::live_access(ctx, &token)
         .await?
         .ok_or_else(|| invalid_token("expired access/refresh token"))?;
-    let user = ctx
-        .store
-        .get_user(&found.family.user_id)
-        .await?
-        .filter(|u| u.active)
-        .ok_or_else(|| invalid_token("user is inactive"))?;
     let org_id = crate::core::org::org_id(ctx).await?;
     Ok(Bearer {
-        user,
+        user_id: live.user_id,
+        user: live.user,
         org_id,
-        scopes: ScopeSet::from_list(&found.token.scopes),
+        scopes: ScopeSet::from_list(&live.scopes),
     })
 }
 
@@ -48,7 +43,7 @@ fn urls<S: Store>(ctx: &Ctx<'_, S>, b: &Bearer) -> serde_json::Value {
         "rest": format!("{base}/services/data/v{{version}}/"),
         "sobjects": format!("{base}/services/data/v{{version}}/sobjects/"),
         "query": format!("{base}/services/data/v{{version}}/query/"),
-        "profile": format!("{base}/{}", b.user.user_id),
+        "profile": format!("{base}/{}", b.user_id),
         "custom_domain": base,
     })
 }
@@ -65,11 +60,11 @@ pub async fn userinfo<S: Store>(ctx: &Ctx<'_, S>, req: &Request) -> Response {
     };
     let u = &b.user;
     let mut claims = serde_json::json!({
-        "sub": identity_url(ctx, &b.org_id, &u.user_id),
-        "user_id": u.user_id,
+        "sub": identity_url(ctx, &b.org_id, &b.user_id),
+        "user_id": b.user_id,
         "organization_id": b.org_id,
         "preferred_username": u.username,
-        "active": u.active,
+        "active": true,
         "user_type": "STANDARD",
         "urls": urls(ctx, &b),
     });
@@ -79,7 +74,7 @@ pub async fn userinfo<S: Store>(ctx: &Ctx<'_, S>, req: &Request) -> Response {
         claims["language"] = "en_US".into();
         claims["locale"] = "en_US".into();
         claims["zoneinfo"] = "GMT".into();
-        claims["updated_at"] = u.created_at.into();
+        claims["updated_at"] = u.created_at_s.into();
     }
     if b.scopes.contains("email") {
         claims["email"] = u.email.clone().into();
@@ -99,7 +94,7 @@ pub async fn identity<S: Store>(
         Err(e) => return e.to_response(false),
     };
     // A token shows its own user's identity only.
-    if b.org_id != org_id || b.user.user_id != user_id {
+    if b.org_id != org_id || b.user_id != user_id {
         return Response::json(
             404,
             &serde_json::json!({"error": "Bad_Id", "error_description": "no such identity for this token"}),
@@ -110,9 +105,9 @@ pub async fn identity<S: Store>(
     Response::json(
         200,
         &serde_json::json!({
-            "id": identity_url(ctx, &b.org_id, &u.user_id),
+            "id": identity_url(ctx, &b.org_id, &b.user_id),
             "asserted_user": true,
-            "user_id": u.user_id,
+            "user_id": b.user_id,
             "organization_id": b.org_id,
             "username": u.username,
             "nick_name": u.username,
@@ -121,7 +116,7 @@ pub async fn identity<S: Store>(
             "email_verified": false,
             "first_name": first,
             "last_name": last,
-            "active": u.active,
+            "active": true,
             "user_type": "STANDARD",
             "language": "en_US",
             "locale": "en_US",

@@ -23,6 +23,9 @@ pub struct MemoryStore {
     rotated: RefCell<HashMap<String, u64>>,
     families: RefCell<HashMap<String, Family>>,
     tokens: RefCell<HashMap<String, TokenRecord>>,
+    access_copies: RefCell<HashMap<String, AccessCopy>>,
+    /// Lookups of token records (the D1 reads that validation must avoid).
+    token_reads: std::cell::Cell<u32>,
     attempts: RefCell<HashMap<(Limit, String), u32>>,
 }
 
@@ -42,12 +45,41 @@ impl MemoryStore {
         self.tokens.borrow().len()
     }
 
-    fn revoke_families_where(&self, now_s: u64, pred: impl Fn(&Family) -> bool) {
+    /// Forgets every edge copy of an access token, as if none had reached this location yet.
+    pub fn lose_access_copies(&self) {
+        self.access_copies.borrow_mut().clear();
+    }
+
+    /// How many times a token record was looked up.
+    pub fn token_reads(&self) -> u32 {
+        self.token_reads.get()
+    }
+
+    /// Number of edge copies held.
+    pub fn access_copy_count(&self) -> usize {
+        self.access_copies.borrow().len()
+    }
+
+    /// Revokes the matching live families; returns their live access tokens.
+    fn revoke_families_where(&self, now_s: u64, pred: impl Fn(&Family) -> bool) -> Vec<SecretHash> {
+        let mut revoked = HashSet::new();
         for f in self.families.borrow_mut().values_mut() {
             if pred(f) && f.revoked_at_s.is_none() {
                 f.revoked_at_s = Some(now_s);
+                revoked.insert(f.family_id.clone());
             }
         }
+        self.tokens
+            .borrow()
+            .values()
+            .filter(|t| {
+                revoked.contains(&t.family_id)
+                    && t.kind == TokenKind::Access
+                    && t.state == TokenState::Active
+                    && t.expires_at_s.is_none_or(|e| e > now_s)
+            })
+            .map(|t| t.hash.clone())
+            .collect()
     }
 
     fn insert_tokens(&self, tokens: &[TokenRecord]) {
@@ -127,7 +159,7 @@ impl AppStore for MemoryStore {
     async fn delete_app(&self, client_id: &str, now_s: u64) -> Result<bool, StoreError> {
         let existed = self.apps.borrow_mut().remove(client_id).is_some();
         self.grants.borrow_mut().retain(|(c, _), _| c != client_id);
-        self.revoke_families_where(now_s, |f| f.client_id == client_id);
+        let _ = self.revoke_families_where(now_s, |f| f.client_id == client_id);
         Ok(existed)
     }
 }
@@ -171,7 +203,7 @@ impl UserStore for MemoryStore {
             None => false,
         };
         if let (true, Some(now_s)) = (found, revoke_tokens_at_s) {
-            self.revoke_families_where(now_s, |f| f.user_id == user.user_id);
+            let _ = self.revoke_families_where(now_s, |f| f.user_id == user.user_id);
         }
         Ok(found)
     }
@@ -188,6 +220,16 @@ impl GrantStore for MemoryStore {
             .borrow()
             .get(&(client_id.to_owned(), user_id.to_owned()))
             .cloned())
+    }
+    async fn user_with_grant(
+        &self,
+        client_id: &str,
+        user_id: &str,
+    ) -> Result<Option<(User, Option<AppUserGrant>)>, StoreError> {
+        let Some(user) = self.get_user(user_id).await? else {
+            return Ok(None);
+        };
+        Ok(Some((user, self.app_user_grant(client_id, user_id).await?)))
     }
     async fn preauthorize(&self, client_id: &str, user_id: &str) -> Result<(), StoreError> {
         self.grants
@@ -271,9 +313,18 @@ impl TokenStore for MemoryStore {
         &self,
         code_hash: &SecretHash,
         issue: &Issue,
+        user_valid_at_ms: u64,
     ) -> Result<Redemption, StoreError> {
         if !self.redeemed_codes.borrow_mut().insert(code_hash.0.clone()) {
             return Ok(Redemption::Replayed);
+        }
+        let user_valid = self
+            .users
+            .borrow()
+            .get(&issue.family.user_id)
+            .is_some_and(|u| u.active && u.sessions_valid_from_ms <= user_valid_at_ms);
+        if !user_valid {
+            return Ok(Redemption::UserInvalid);
         }
         self.families
             .borrow_mut()
@@ -282,12 +333,14 @@ impl TokenStore for MemoryStore {
         Ok(Redemption::Issued)
     }
     async fn find_token(&self, hash: &SecretHash) -> Result<Option<FoundToken>, StoreError> {
+        self.token_reads.set(self.token_reads.get() + 1);
         let Some(token) = self.tokens.borrow().get(&hash.0).cloned() else {
             return Ok(None);
         };
         let family = self.families.borrow().get(&token.family_id).cloned();
         let rotated_at_ms = self.rotated.borrow().get(&hash.0).copied();
         Ok(family.map(|family| FoundToken {
+            user: self.users.borrow().get(&family.user_id).cloned(),
             token,
             family,
             rotated_at_ms,
@@ -322,11 +375,18 @@ impl TokenStore for MemoryStore {
         self.insert_tokens(tokens);
         Ok(())
     }
-    async fn revoke_family(&self, family_id: &str, now_s: u64) -> Result<(), StoreError> {
-        self.revoke_families_where(now_s, |f| f.family_id == family_id);
-        Ok(())
+    async fn revoke_family(
+        &self,
+        family_id: &str,
+        now_s: u64,
+    ) -> Result<Vec<SecretHash>, StoreError> {
+        Ok(self.revoke_families_where(now_s, |f| f.family_id == family_id))
     }
-    async fn revoke_token(&self, hash: &SecretHash, now_s: u64) -> Result<(), StoreError> {
+    async fn revoke_token(
+        &self,
+        hash: &SecretHash,
+        now_s: u64,
+    ) -> Result<Vec<SecretHash>, StoreError> {
         let token = self.tokens.borrow().get(&hash.0).cloned();
         match token {
             Some(t) if t.kind == TokenKind::Refresh => {
@@ -336,10 +396,54 @@ impl TokenStore for MemoryStore {
                 if let Some(t) = self.tokens.borrow_mut().get_mut(&hash.0) {
                     t.state = TokenState::Revoked;
                 }
-                Ok(())
+                Ok(vec![hash.clone()])
             }
-            None => Ok(()),
+            None => Ok(vec![]),
         }
+    }
+    async fn unexpired_access_tokens(
+        &self,
+        user_id: &str,
+        now_s: u64,
+    ) -> Result<Vec<(TokenRecord, Family)>, StoreError> {
+        let families = self.families.borrow();
+        Ok(self
+            .tokens
+            .borrow()
+            .values()
+            .filter(|t| {
+                t.kind == TokenKind::Access
+                    && t.state != TokenState::Revoked
+                    && t.expires_at_s.is_none_or(|e| e > now_s)
+            })
+            .filter_map(|t| {
+                let f = families.get(&t.family_id)?;
+                (f.user_id == user_id).then(|| (t.clone(), f.clone()))
+            })
+            .collect())
+    }
+}
+
+impl AccessCopyStore for MemoryStore {
+    async fn put_access_copy(
+        &self,
+        hash: &SecretHash,
+        copy: &AccessCopy,
+    ) -> Result<(), StoreError> {
+        self.access_copies
+            .borrow_mut()
+            .insert(hash.0.clone(), copy.clone());
+        Ok(())
+    }
+    async fn get_access_copy(&self, hash: &SecretHash) -> Result<Option<AccessCopy>, StoreError> {
+        Ok(self.access_copies.borrow().get(&hash.0).cloned())
+    }
+    async fn drop_access_copies(&self, hashes: &[SecretHash]) -> Result<(), StoreError> {
+        let mut copies = self.access_copies.borrow_mut();
+        for h in hashes {
+            copies.remove(&h.0);
+        }
+        Ok(())
     }
 }
 

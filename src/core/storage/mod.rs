@@ -76,6 +76,12 @@ pub trait GrantStore {
         client_id: &str,
         user_id: &str,
     ) -> Result<Option<AppUserGrant>, StoreError>;
+    /// The user and what they granted the app, in one read where the backend can.
+    async fn user_with_grant(
+        &self,
+        client_id: &str,
+        user_id: &str,
+    ) -> Result<Option<(User, Option<AppUserGrant>)>, StoreError>;
     async fn preauthorize(&self, client_id: &str, user_id: &str) -> Result<(), StoreError>;
     async fn record_approval(
         &self,
@@ -123,10 +129,14 @@ pub trait TokenStore {
     /// RFC 6749 §4.1.2: a code is used once. Records the redemption of `code_hash` and issues
     /// `issue` in one transaction; when the code was redeemed before, nothing is written and
     /// [`Redemption::Replayed`] is returned.
+    /// The issue happens only if the family's user is active and `sessions_valid_from_ms` is not
+    /// after `user_valid_at_ms` (else [`Redemption::UserInvalid`], the code still consumed), so
+    /// the grant needs no separate read of the user.
     async fn redeem_code(
         &self,
         code_hash: &SecretHash,
         issue: &Issue,
+        user_valid_at_ms: u64,
     ) -> Result<Redemption, StoreError>;
     async fn find_token(&self, hash: &SecretHash) -> Result<Option<FoundToken>, StoreError>;
     /// Marks `old` rotated and adds `tokens`, once; a second rotation of the same token is
@@ -146,9 +156,38 @@ pub trait TokenStore {
         tokens: &[TokenRecord],
         now_ms: u64,
     ) -> Result<(), StoreError>;
-    async fn revoke_family(&self, family_id: &str, now_s: u64) -> Result<(), StoreError>;
+    /// Revokes the family; returns its access tokens that were live, whose edge copies must go.
+    async fn revoke_family(
+        &self,
+        family_id: &str,
+        now_s: u64,
+    ) -> Result<Vec<SecretHash>, StoreError>;
     /// RFC 7009 §2.1: revoking a refresh token revokes its family; an access token, itself.
-    async fn revoke_token(&self, hash: &SecretHash, now_s: u64) -> Result<(), StoreError>;
+    /// Returns the access tokens that were live and are not any more.
+    async fn revoke_token(
+        &self,
+        hash: &SecretHash,
+        now_s: u64,
+    ) -> Result<Vec<SecretHash>, StoreError>;
+    /// The user's access tokens that have not expired and were not revoked one by one, with
+    /// their families (revoked or not): the edge copies a change to the user must rewrite or
+    /// drop.
+    async fn unexpired_access_tokens(
+        &self,
+        user_id: &str,
+        now_s: u64,
+    ) -> Result<Vec<(TokenRecord, Family)>, StoreError>;
+}
+
+/// Edge-local copies of live access tokens (KV), so that validation needs no D1 round trip.
+/// Eventually consistent: a copy may not have reached another location yet (validation then
+/// falls back to D1 for young tokens only), and a dropped copy may linger elsewhere for KV's
+/// propagation time (about 60 s; `docs/performance.md`).
+pub trait AccessCopyStore {
+    async fn put_access_copy(&self, hash: &SecretHash, copy: &AccessCopy)
+        -> Result<(), StoreError>;
+    async fn get_access_copy(&self, hash: &SecretHash) -> Result<Option<AccessCopy>, StoreError>;
+    async fn drop_access_copies(&self, hashes: &[SecretHash]) -> Result<(), StoreError>;
 }
 
 /// Which throttle an attempt counts against. Keys always include the caller's address, so an
@@ -183,6 +222,7 @@ pub trait Store:
     + SessionStore
     + InteractionStore
     + TokenStore
+    + AccessCopyStore
     + RateLimiter
 {
 }
@@ -197,6 +237,7 @@ impl<T> Store for T where
         + SessionStore
         + InteractionStore
         + TokenStore
+        + AccessCopyStore
         + RateLimiter
 {
 }

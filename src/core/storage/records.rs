@@ -29,6 +29,47 @@ pub struct CodeGrant {
     pub issued_at_ms: u64,
     /// Chosen when the code is minted, so a replay can revoke what the first redemption issued.
     pub family_id: String,
+    /// The user's claims when the code was minted (minutes ago at most), for the ID token and
+    /// the access token's edge copy: redemption then needs no read of the user. Whether the
+    /// user may still have tokens is decided inside the redemption itself.
+    #[serde(default)]
+    pub user: Option<UserClaims>,
+}
+
+/// What tokens say about a user: the claims of ID tokens, userinfo and introspection.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserClaims {
+    pub username: String,
+    pub name: String,
+    pub email: String,
+    /// When the user was created (userinfo's `updated_at`).
+    #[serde(default)]
+    pub created_at_s: u64,
+}
+
+impl From<&crate::core::model::User> for UserClaims {
+    fn from(u: &crate::core::model::User) -> Self {
+        Self {
+            username: u.username.clone(),
+            name: u.name.clone(),
+            email: u.email.clone(),
+            created_at_s: u.created_at,
+        }
+    }
+}
+
+/// The edge-local copy of a live access token (KV, written when the token is issued): all that
+/// validation (userinfo, introspection, the identity URL) needs, so it never reads D1. D1 stays
+/// the record; a revocation drops the copy, a change to the user rewrites it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccessCopy {
+    pub family_id: String,
+    pub client_id: String,
+    pub user_id: String,
+    pub scopes: Vec<String>,
+    pub created_at_s: u64,
+    pub expires_at_s: u64,
+    pub user: UserClaims,
 }
 
 /// A logged-in browser.
@@ -53,6 +94,9 @@ pub struct Interaction {
     pub browser_hash: SecretHash,
     /// Set once the user has logged in during this interaction.
     pub user_id: Option<String>,
+    /// Their claims then, carried into the code so its redemption needs no read of the user.
+    #[serde(default)]
+    pub user_claims: Option<UserClaims>,
     pub auth_time_s: Option<u64>,
     /// Scopes the user approved for this app before (see `record_approval`).
     #[serde(default)]
@@ -102,12 +146,14 @@ pub struct Family {
     pub revoked_at_s: Option<u64>,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct FoundToken {
     pub token: TokenRecord,
     pub family: Family,
     /// When a refresh token was rotated out (its successor issued), to the millisecond.
     pub rotated_at_ms: Option<u64>,
+    /// The family's user, read in the same query (`None` when the user is gone).
+    pub user: Option<crate::core::model::User>,
 }
 
 /// A new family with its first tokens.
@@ -121,6 +167,9 @@ pub struct Issue {
 pub enum Redemption {
     Issued,
     Replayed,
+    /// The code was consumed, but its user is inactive or changed their password after it was
+    /// minted: nothing was issued.
+    UserInvalid,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

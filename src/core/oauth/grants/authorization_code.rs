@@ -1,15 +1,18 @@
 //! `grant_type=authorization_code` (RFC 6749 §4.1.3, RFC 7636 §4.5, OIDC Core §3.1.3).
 
 use crate::core::config::Ctx;
+use crate::core::future::both;
 use crate::core::http::{Params, Request, Response};
 use crate::core::oauth::client_auth::{authenticate, credentials};
 use crate::core::oauth::error::{sf, ErrorCode, OAuthError};
-use crate::core::oauth::issue::{mint, refresh_allowed, token_response, wants_urlencoded, Grant};
+use crate::core::oauth::issue::{
+    mint, publish, refresh_allowed, revoke_family, token_response, wants_urlencoded, Grant,
+};
 use crate::core::oauth::pkce;
 use crate::core::oauth::scope::ScopeSet;
 use crate::core::org::org_id;
 use crate::core::secret::Secret;
-use crate::core::storage::{Family, Issue, Redemption, Store};
+use crate::core::storage::{Family, Issue, Redemption, Store, UserClaims};
 
 pub async fn exchange<S: Store>(
     ctx: &Ctx<'_, S>,
@@ -59,34 +62,42 @@ pub async fn exchange<S: Store>(
         return Err(OAuthError::invalid_grant("code_challenge required"));
     }
     let org_id = org_id(ctx).await?;
-    let user = ctx
-        .store
-        .get_user(&grant.user_id)
-        .await?
-        .filter(|u| u.active)
-        .ok_or_else(|| OAuthError::invalid_grant("user is inactive"))?;
-    // A password change or deactivation since the code was minted ends it, as it ends the
-    // session the code came from.
-    if grant.issued_at_ms < user.sessions_valid_from_ms {
-        return Err(OAuthError::invalid_grant(sf::EXPIRED_CODE));
-    }
+    // The user's claims as of the code (a code from an older version has none: read them).
+    let claims = match &grant.user {
+        Some(c) => c.clone(),
+        None => ctx
+            .store
+            .get_user(&grant.user_id)
+            .await?
+            .map(|u| UserClaims::from(&u))
+            .ok_or_else(|| OAuthError::invalid_grant("user is inactive"))?,
+    };
     // 6. Mint and sign, then redeem-and-store in one D1 transaction: the first redemption wins; any
-    //    later one is a replay and revokes what the first issued (RFC 6749 §4.1.2).
+    //    later one is a replay and revokes what the first issued (RFC 6749 §4.1.2). The same
+    //    transaction checks that the user is still active and has not changed their password
+    //    since the code was minted, as that ends the session the code came from.
     let scopes = ScopeSet::from_list(&grant.scopes);
+    let described = Grant {
+        org_id: &org_id,
+        app: &client.app,
+        client_secret: client.secret.as_ref(),
+        user_id: &grant.user_id,
+        claims: &claims,
+        scopes: &scopes,
+        auth_time_s: grant.auth_time_s,
+        nonce: grant.nonce.as_deref(),
+    };
     let minted = mint(
         ctx,
-        &org_id,
-        &user.user_id,
+        &described,
         &grant.family_id,
-        &client.app,
-        &scopes,
         refresh_allowed(&client.app, &scopes),
     )?;
     let issue = Issue {
         family: Family {
             family_id: grant.family_id.clone(),
             client_id: client.app.client_id.clone(),
-            user_id: user.user_id.clone(),
+            user_id: grant.user_id.clone(),
             scopes: scopes.to_vec(),
             auth_time_s: grant.auth_time_s,
             created_at_s: now,
@@ -97,23 +108,27 @@ pub async fn exchange<S: Store>(
     };
     // The response, ID token signed, before the code is used up: a signing failure (a broken
     // SIGNING_KEYS) must never cost the user their code.
-    let response = token_response(
-        ctx,
-        &Grant {
-            org_id: &org_id,
-            app: &client.app,
-            client_secret: client.secret.as_ref(),
-            user: &user,
-            scopes: &scopes,
-            auth_time_s: grant.auth_time_s,
-            nonce: grant.nonce.as_deref(),
-        },
-        &minted,
-        wants_urlencoded(req, params),
-    )?;
-    if ctx.store.redeem_code(&code_hash, &issue).await? == Redemption::Replayed {
-        ctx.store.revoke_family(&grant.family_id, now).await?;
-        return Err(OAuthError::invalid_grant(sf::EXPIRED_CODE));
+    let response = token_response(ctx, &described, &minted, wants_urlencoded(req, params))?;
+    let (published, redeemed) = both(
+        publish(ctx, &minted),
+        ctx.store
+            .redeem_code(&code_hash, &issue, grant.issued_at_ms),
+    )
+    .await;
+    match redeemed? {
+        Redemption::Issued => {
+            published?;
+            Ok(response)
+        }
+        outcome => {
+            // Nobody has seen this access token: its copy goes, unused.
+            ctx.store
+                .drop_access_copies(std::slice::from_ref(&minted.copy.0))
+                .await?;
+            if outcome == Redemption::Replayed {
+                revoke_family(ctx, &grant.family_id, now).await?;
+            }
+            Err(OAuthError::invalid_grant(sf::EXPIRED_CODE))
+        }
     }
-    Ok(response)
 }

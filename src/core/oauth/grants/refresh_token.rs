@@ -3,15 +3,20 @@
 //! reuse detection decided in D1.
 
 use crate::core::config::Ctx;
+use crate::core::future::both;
 use crate::core::http::{Params, Request, Response};
 use crate::core::model::{App, NamedRefreshPolicy, RefreshTokenPolicy};
 use crate::core::oauth::client_auth::{authenticate, credentials};
 use crate::core::oauth::error::{sf, ErrorCode, OAuthError};
-use crate::core::oauth::issue::{mint, token_response, wants_urlencoded, Grant};
+use crate::core::oauth::issue::{
+    mint, publish, revoke_family, token_response, wants_urlencoded, Grant,
+};
 use crate::core::oauth::scope::ScopeSet;
 use crate::core::org::org_id;
 use crate::core::secret::Secret;
-use crate::core::storage::{FoundToken, Rotation, Store, TokenKind, TokenState};
+use crate::core::storage::{
+    FoundToken, Rotation, Store, StoreError, TokenKind, TokenState, UserClaims,
+};
 
 /// What a presented refresh token may do right now. The token endpoint and introspection both
 /// ask this, so they never disagree about a token.
@@ -101,7 +106,7 @@ pub async fn refresh<S: Store>(
         Standing::Active => false,
         Standing::InGrace => true,
         Standing::Reused => {
-            ctx.store.revoke_family(&family.family_id, now_s).await?;
+            revoke_family(ctx, &family.family_id, now_s).await?;
             return Err(expired());
         }
         Standing::Dead => return Err(expired()),
@@ -113,66 +118,68 @@ pub async fn refresh<S: Store>(
         })?,
         None => ScopeSet::from_list(&family.scopes),
     };
-    let user = ctx
-        .store
-        .get_user(&family.user_id)
-        .await?
+    // The user, read with the token: deactivated users' families are revoked, this is the
+    // belt to those braces.
+    let user = found
+        .user
+        .as_ref()
         .filter(|u| u.active)
         .ok_or_else(expired)?;
+    let claims = UserClaims::from(user);
     let org_id = org_id(ctx).await?;
     let rotate = app.policy.rotates();
-    let minted = mint(
-        ctx,
-        &org_id,
-        &user.user_id,
-        &family.family_id,
+    let described = Grant {
+        org_id: &org_id,
         app,
-        &scopes,
-        rotate,
-    )?;
+        client_secret: client.secret.as_ref(),
+        user_id: &user.user_id,
+        claims: &claims,
+        scopes: &scopes,
+        auth_time_s: family.auth_time_s,
+        // OIDC Core §12.2: a refreshed ID token carries no nonce.
+        nonce: None,
+    };
+    let minted = mint(ctx, &described, &family.family_id, rotate)?;
     // Signed before anything is stored: a signing failure must not use up the token.
-    let response = token_response(
-        ctx,
-        &Grant {
-            org_id: &org_id,
-            app,
-            client_secret: client.secret.as_ref(),
-            user: &user,
-            scopes: &scopes,
-            auth_time_s: family.auth_time_s,
-            // OIDC Core §12.2: a refreshed ID token carries no nonce.
-            nonce: None,
-        },
-        &minted,
-        wants_urlencoded(req, params),
-    )?;
+    let response = token_response(ctx, &described, &minted, wants_urlencoded(req, params))?;
     let store = ctx.store;
-    if rotate && !in_grace {
-        let rotation = store
-            .rotate_refresh_token(
-                &presented.hash(),
-                &family.family_id,
-                &minted.records,
-                now_ms,
-            )
-            .await?;
-        if let Rotation::Reused { rotated_at_ms } = rotation {
-            // A parallel refresh rotated it first: within the grace this caller gets a pair
-            // of its own; past it, the family is revoked (RFC 9700 §4.14.2).
-            if !within_grace(app, Some(rotated_at_ms), now_ms) {
-                store.revoke_family(&family.family_id, now_s).await?;
-                return Err(expired());
+    let (published, stored) = both(publish(ctx, &minted), async {
+        if rotate && !in_grace {
+            let rotation = store
+                .rotate_refresh_token(
+                    &presented.hash(),
+                    &family.family_id,
+                    &minted.records,
+                    now_ms,
+                )
+                .await?;
+            if let Rotation::Reused { rotated_at_ms } = rotation {
+                // A parallel refresh rotated it first: within the grace this caller gets a
+                // pair of its own; past it, the family is revoked (RFC 9700 §4.14.2).
+                if !within_grace(app, Some(rotated_at_ms), now_ms) {
+                    return Ok(false);
+                }
+                store
+                    .extend_family(&family.family_id, &minted.records, now_ms)
+                    .await?;
             }
+        } else {
+            // No rotation, or a second presentation within the grace: the first successor
+            // stays valid, and this use counts for `inactivity_s` like any other.
             store
                 .extend_family(&family.family_id, &minted.records, now_ms)
                 .await?;
         }
-    } else {
-        // No rotation, or a second presentation within the grace: the first successor stays
-        // valid, and this use counts for `inactivity_s` like any other.
+        Ok::<_, StoreError>(true)
+    })
+    .await;
+    if !stored? {
         store
-            .extend_family(&family.family_id, &minted.records, now_ms)
+            .drop_access_copies(std::slice::from_ref(&minted.copy.0))
             .await?;
+        revoke_family(ctx, &family.family_id, now_s).await?;
+        return Err(expired());
     }
+    published?;
     Ok(response)
 }
