@@ -59,10 +59,21 @@ thread_local! {
     /// dropped key from its cache for a while, but a revocation takes effect at once where it
     /// was made. Bounded like the admin caches.
     static DROPPED: TtlCache<()> = TtlCache::new(DROPPED_TTL_MS);
+    /// Copies this isolate read or wrote in the last few seconds: a client calling an API
+    /// several times a second is validated without a KV read each time.
+    static COPIES: TtlCache<AccessCopy> = TtlCache::new(COPY_CACHE_TTL_MS);
 }
 
 /// Longer than KV's cache of a read value (60 s).
 const DROPPED_TTL_MS: u64 = 120_000;
+
+/// How long an isolate trusts a copy it has seen: this adds to KV's propagation time (about
+/// 60 s) in the bound on how long a revocation takes to reach other locations.
+pub const COPY_CACHE_TTL_MS: u64 = 5_000;
+
+fn now_ms() -> u64 {
+    js_sys::Date::now() as u64
+}
 
 fn copy_key(hash: &SecretHash) -> String {
     format!("at:{}", hash.0)
@@ -74,24 +85,29 @@ impl AccessCopyStore for EdgeStore {
         hash: &SecretHash,
         copy: &AccessCopy,
     ) -> Result<(), StoreError> {
-        let ttl = copy
-            .expires_at_s
-            .saturating_sub(js_sys::Date::now() as u64 / 1000);
-        self.kv_put(&copy_key(hash), copy, ttl).await
+        let ttl = copy.expires_at_s.saturating_sub(now_ms() / 1000);
+        self.kv_put(&copy_key(hash), copy, ttl).await?;
+        COPIES.with(|c| c.put(&hash.0, copy.clone(), now_ms()));
+        Ok(())
     }
     async fn get_access_copy(&self, hash: &SecretHash) -> Result<Option<AccessCopy>, StoreError> {
-        if DROPPED.with(|d| d.get(&hash.0, js_sys::Date::now() as u64).is_some()) {
+        let now = now_ms();
+        if DROPPED.with(|d| d.get(&hash.0, now).is_some()) {
             return Ok(None);
         }
-        self.kv_get(&copy_key(hash)).await
+        if let Some(copy) = COPIES.with(|c| c.get(&hash.0, now)) {
+            return Ok(Some(copy));
+        }
+        let copy: Option<AccessCopy> = self.kv_get(&copy_key(hash)).await?;
+        if let Some(c) = &copy {
+            COPIES.with(|cache| cache.put(&hash.0, c.clone(), now));
+        }
+        Ok(copy)
     }
     async fn drop_access_copies(&self, hashes: &[SecretHash]) -> Result<(), StoreError> {
-        let now = js_sys::Date::now() as u64;
-        DROPPED.with(|d| {
-            for h in hashes {
-                d.put(&h.0, (), now);
-            }
-        });
+        let now = now_ms();
+        DROPPED.with(|d| hashes.iter().for_each(|h| d.put(&h.0, (), now)));
+        COPIES.with(|c| hashes.iter().for_each(|h| c.forget(&h.0)));
         // All at once: one round trip of waiting, however many.
         let deletes = hashes.iter().map(|h| {
             let key = copy_key(h);
