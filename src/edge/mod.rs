@@ -1,6 +1,7 @@
 //! The Worker edge: maps `worker::Request` to the core's request, calls the core, maps the
 //! response back, and implements the storage traits on KV and D1. It makes no protocol decision.
 
+mod crypto;
 mod d1;
 mod d1_tokens;
 mod http;
@@ -27,33 +28,39 @@ impl Clock for JsClock {
 }
 
 thread_local! {
-    /// Parsed signing keys, reused across requests of this isolate while the secret is unchanged.
+    /// Signing keys imported into WebCrypto, reused across requests of this isolate while the
+    /// secret is unchanged.
     static KEYS: RefCell<Option<(String, Rc<KeySet>)>> = const { RefCell::new(None) };
 }
 
-fn keys(env: &Env) -> Rc<KeySet> {
+fn cached_keys(pems: &str) -> Option<Rc<KeySet>> {
+    KEYS.with(|cell| match cell.borrow().as_ref() {
+        Some((cached, set)) if cached == pems => Some(set.clone()),
+        _ => None,
+    })
+}
+
+/// The isolate's key set; its first request (or the first after the secret changed) imports
+/// the keys, which is asynchronous in WebCrypto.
+async fn keys(env: &Env) -> Rc<KeySet> {
     let pems = env
         .secret("SIGNING_KEYS")
         .map(|s| s.to_string())
         .unwrap_or_default();
-    KEYS.with(|cell| {
-        if let Some((cached, set)) = cell.borrow().as_ref() {
-            if *cached == pems {
-                return set.clone();
-            }
-        }
-        let set = if pems.trim().is_empty() {
-            KeySet::unusable("SIGNING_KEYS is not set")
-        } else {
-            KeySet::load(&pems)
-        };
-        if let Some(e) = set.error() {
-            worker::console_error!("SIGNING_KEYS unusable: {}", e.0);
-        }
-        let set = Rc::new(set);
-        *cell.borrow_mut() = Some((pems, set.clone()));
-        set
-    })
+    if let Some(set) = cached_keys(&pems) {
+        return set;
+    }
+    let set = Rc::new(crypto::load(&pems).await);
+    // Requests that arrived during the import imported too; the first to finish is kept, so
+    // an unusable secret is still logged once per isolate.
+    if let Some(set) = cached_keys(&pems) {
+        return set;
+    }
+    if let Some(e) = set.error() {
+        worker::console_error!("SIGNING_KEYS unusable: {}", e.0);
+    }
+    KEYS.with(|cell| *cell.borrow_mut() = Some((pems, set.clone())));
+    set
 }
 
 fn var(env: &Env, name: &str) -> Option<String> {
@@ -71,7 +78,7 @@ async fn fetch(req: worker::Request, env: Env, _ctx: Context) -> worker::Result<
     let config = Config {
         issuer: var(&env, "ISSUER").map(|i| i.trim_end_matches('/').to_owned()),
         admin_token: var(&env, "ADMIN_TOKEN").map(Secret::new),
-        keys: keys(&env),
+        keys: keys(&env).await,
     };
     let path = request.as_ref().map(|r| r.path.clone()).unwrap_or_default();
     let response = match request {

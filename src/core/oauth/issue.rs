@@ -32,7 +32,7 @@ pub fn refresh_allowed(app: &App, scopes: &ScopeSet) -> bool {
 
 /// An opaque access token `{org_id}!{random}` (Salesforce's shape, §0.4) and, when asked for,
 /// a refresh token; both 43 base62 characters of randomness (256 bits).
-pub fn mint<S: Store>(
+pub async fn mint<S: Store>(
     ctx: &Ctx<'_, S>,
     org_id: &str,
     user_id: &str,
@@ -43,7 +43,7 @@ pub fn mint<S: Store>(
 ) -> Result<Minted, OAuthError> {
     let now = ctx.now_s();
     let access = if app.policy.jwt_access_tokens {
-        jwt_access_token(ctx, org_id, user_id, app, scopes)?
+        jwt_access_token(ctx, org_id, user_id, app, scopes).await?
     } else {
         Secret::new(format!(
             "{org_id}!{}",
@@ -82,7 +82,7 @@ pub fn mint<S: Store>(
 /// `scp` as Salesforce's Mobile SDK reads it (and RFC 9068's `scope`), plus Salesforce's
 /// `tty`/`tnk`/`ver` header fields. It is stored hashed and checked like an opaque token, so
 /// revocation applies to it too.
-fn jwt_access_token<S: Store>(
+async fn jwt_access_token<S: Store>(
     ctx: &Ctx<'_, S>,
     org_id: &str,
     user_id: &str,
@@ -108,6 +108,7 @@ fn jwt_access_token<S: Store>(
     header.insert("ver".into(), "1.0".into());
     let key = ctx.config.keys.active()?;
     key.sign_with_header(TYP_ACCESS_TOKEN, &claims, &header)
+        .await
         .map(Secret::new)
         .map_err(OAuthError::from)
 }
@@ -145,7 +146,7 @@ pub struct Grant<'a> {
 }
 
 /// OIDC Core §2 / §3.1.3.6 ID token. `at_hash` is the left half of SHA-256 of the access token.
-fn id_token<S: Store>(
+async fn id_token<S: Store>(
     ctx: &Ctx<'_, S>,
     grant: &Grant<'_>,
     access: &Secret,
@@ -177,11 +178,11 @@ fn id_token<S: Store>(
             .then_some(grant.user.email.as_str()),
     };
     let key = ctx.config.keys.active()?;
-    Ok(key.sign(TYP_ID_TOKEN, &claims)?)
+    Ok(key.sign(TYP_ID_TOKEN, &claims).await?)
 }
 
 /// CONTRACT §2 token response, `Cache-Control: no-store`.
-pub fn token_response<S: Store>(
+pub async fn token_response<S: Store>(
     ctx: &Ctx<'_, S>,
     grant: &Grant<'_>,
     minted: &Minted,
@@ -207,7 +208,10 @@ pub fn token_response<S: Store>(
         fields.push(("refresh_token", r.expose().to_owned()));
     }
     if grant.scopes.contains("openid") {
-        fields.push(("id_token", id_token(ctx, grant, &minted.access, &id_url)?));
+        fields.push((
+            "id_token",
+            id_token(ctx, grant, &minted.access, &id_url).await?,
+        ));
     }
     if grant.app.policy.jwt_access_tokens {
         fields.push(("token_format", "jwt".into()));

@@ -81,7 +81,8 @@ pub async fn exchange<S: Store>(
         &client.app,
         &scopes,
         refresh_allowed(&client.app, &scopes),
-    )?;
+    )
+    .await?;
     let issue = Issue {
         family: Family {
             family_id: grant.family_id.clone(),
@@ -110,7 +111,8 @@ pub async fn exchange<S: Store>(
         },
         &minted,
         wants_urlencoded(req, params),
-    )?;
+    )
+    .await?;
     if ctx.store.redeem_code(&code_hash, &issue).await? == Redemption::Replayed {
         ctx.store.revoke_family(&grant.family_id, now).await?;
         return Err(OAuthError::invalid_grant(sf::EXPIRED_CODE));

@@ -129,7 +129,8 @@ pub async fn refresh<S: Store>(
         app,
         &scopes,
         rotate,
-    )?;
+    )
+    .await?;
     // Signed before anything is stored: a signing failure must not use up the token.
     let response = token_response(
         ctx,
@@ -145,7 +146,8 @@ pub async fn refresh<S: Store>(
         },
         &minted,
         wants_urlencoded(req, params),
-    )?;
+    )
+    .await?;
     let store = ctx.store;
     if rotate && !in_grace {
         let rotation = store
