@@ -1,10 +1,13 @@
 //! OIDC Discovery 1.0 and RFC 8414 metadata, listing only what is implemented.
 
 use super::config::Ctx;
+use super::keys::Alg;
 use super::oauth::scope::KNOWN_SCOPES;
 use super::storage::Store;
 
 pub fn metadata<S: Store>(ctx: &Ctx<'_, S>) -> serde_json::Value {
+    // What the published keys sign with (keys.rs), RS256 first when one of them is RSA.
+    let algs: Vec<&str> = ctx.config.keys.algs().into_iter().map(Alg::name).collect();
     serde_json::json!({
         "issuer": ctx.issuer,
         "authorization_endpoint": ctx.url("/services/oauth2/authorize"),
@@ -18,7 +21,7 @@ pub fn metadata<S: Store>(ctx: &Ctx<'_, S>) -> serde_json::Value {
         "response_modes_supported": ["query"],
         "grant_types_supported": ["authorization_code", "refresh_token"],
         "subject_types_supported": ["public"],
-        "id_token_signing_alg_values_supported": ["RS256"],
+        "id_token_signing_alg_values_supported": algs,
         "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
         "revocation_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
         "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],

@@ -1,6 +1,7 @@
 //! The Worker edge: maps `worker::Request` to the core's request, calls the core, maps the
 //! response back, and implements the storage traits on KV and D1. It makes no protocol decision.
 
+mod crypto;
 mod d1;
 mod d1_tokens;
 mod http;
@@ -28,35 +29,44 @@ impl Clock for JsClock {
 }
 
 thread_local! {
-    /// Parsed signing keys, reused across requests of this isolate while the secret is unchanged.
-    static KEYS: RefCell<Option<(String, Rc<KeySet>, Option<StampKey>)>> = const { RefCell::new(None) };
+    /// Signing keys imported into WebCrypto and the age-stamp key derived from the secret,
+    /// reused across requests of this isolate while the secret is unchanged.
+    static KEYS: RefCell<Option<(String, Keys)>> = const { RefCell::new(None) };
 }
 
-/// The signing keys and the age-stamp key derived from them (none while they are unusable).
-fn keys(env: &Env) -> (Rc<KeySet>, Option<StampKey>) {
+/// The key set, and the age-stamp key (none while the signing keys are unusable).
+type Keys = (Rc<KeySet>, Option<StampKey>);
+
+fn cached_keys(pems: &str) -> Option<Keys> {
+    KEYS.with(|cell| match cell.borrow().as_ref() {
+        Some((cached, keys)) if cached == pems => Some(keys.clone()),
+        _ => None,
+    })
+}
+
+/// The isolate's keys; its first request (or the first after the secret changed) imports
+/// them, which is asynchronous in WebCrypto.
+async fn keys(env: &Env) -> Keys {
     let pems = env
         .secret("SIGNING_KEYS")
         .map(|s| s.to_string())
         .unwrap_or_default();
-    KEYS.with(|cell| {
-        if let Some((cached, set, stamp)) = cell.borrow().as_ref() {
-            if *cached == pems {
-                return (set.clone(), stamp.clone());
-            }
-        }
-        let set = if pems.trim().is_empty() {
-            KeySet::unusable("SIGNING_KEYS is not set")
-        } else {
-            KeySet::load(&pems)
-        };
-        if let Some(e) = set.error() {
-            worker::console_error!("SIGNING_KEYS unusable: {}", e.0);
-        }
-        let stamp = set.error().is_none().then(|| StampKey::derive(&pems));
-        let set = Rc::new(set);
-        *cell.borrow_mut() = Some((pems, set.clone(), stamp.clone()));
-        (set, stamp)
-    })
+    if let Some(keys) = cached_keys(&pems) {
+        return keys;
+    }
+    let set = Rc::new(crypto::load(&pems).await);
+    // Requests that arrived during the import imported too; the first to finish is kept, so
+    // an unusable secret is still logged once per isolate.
+    if let Some(keys) = cached_keys(&pems) {
+        return keys;
+    }
+    if let Some(e) = set.error() {
+        worker::console_error!("SIGNING_KEYS unusable: {}", e.0);
+    }
+    let stamp = set.error().is_none().then(|| StampKey::derive(&pems));
+    let keys = (set, stamp);
+    KEYS.with(|cell| *cell.borrow_mut() = Some((pems, keys.clone())));
+    keys
 }
 
 fn var(env: &Env, name: &str) -> Option<String> {
@@ -71,7 +81,7 @@ fn var(env: &Env, name: &str) -> Option<String> {
 async fn fetch(req: worker::Request, env: Env, _ctx: Context) -> worker::Result<worker::Response> {
     let request = http::to_core(req).await;
     let store = store::EdgeStore::new(&env)?;
-    let (keys, stamp_key) = keys(&env);
+    let (keys, stamp_key) = keys(&env).await;
     let config = Config {
         issuer: var(&env, "ISSUER").map(|i| i.trim_end_matches('/').to_owned()),
         admin_token: var(&env, "ADMIN_TOKEN").map(Secret::new),

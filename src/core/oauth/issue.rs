@@ -38,7 +38,7 @@ pub fn refresh_allowed(app: &App, scopes: &ScopeSet) -> bool {
 /// An access token — opaque `{org_id}!{random}{stamp}` (Salesforce's shape, §0.4, with 256
 /// bits of randomness and an age stamp, see `stamp.rs`), or a JWT — and, when asked for, a
 /// refresh token of 64 base62 characters.
-pub fn mint<S: Store>(
+pub async fn mint<S: Store>(
     ctx: &Ctx<'_, S>,
     grant: &Grant<'_>,
     family_id: &str,
@@ -47,7 +47,7 @@ pub fn mint<S: Store>(
     let now = ctx.now_s();
     let app = grant.app;
     let access = if app.policy.jwt_access_tokens {
-        jwt_access_token(ctx, grant)?
+        jwt_access_token(ctx, grant).await?
     } else {
         let random = Secret::random_base62(ctx.rng, 43);
         let random = random.expose();
@@ -125,7 +125,10 @@ pub async fn revoke_family<S: Store>(
 /// the age stamp), and `scp` as Salesforce's Mobile SDK reads it (and RFC 9068's `scope`), plus
 /// Salesforce's `tty`/`tnk`/`ver` header fields. It is stored hashed and checked like an opaque
 /// token, so revocation applies to it too.
-fn jwt_access_token<S: Store>(ctx: &Ctx<'_, S>, grant: &Grant<'_>) -> Result<Secret, OAuthError> {
+async fn jwt_access_token<S: Store>(
+    ctx: &Ctx<'_, S>,
+    grant: &Grant<'_>,
+) -> Result<Secret, OAuthError> {
     let now = ctx.now_s();
     let random = Secret::random_base62(ctx.rng, 22);
     let random = random.expose();
@@ -147,6 +150,7 @@ fn jwt_access_token<S: Store>(ctx: &Ctx<'_, S>, grant: &Grant<'_>) -> Result<Sec
     header.insert("ver".into(), "1.0".into());
     let key = ctx.config.keys.active()?;
     key.sign_with_header(TYP_ACCESS_TOKEN, &claims, &header)
+        .await
         .map(Secret::new)
         .map_err(OAuthError::from)
 }
@@ -185,7 +189,7 @@ pub struct Grant<'a> {
 }
 
 /// OIDC Core §2 / §3.1.3.6 ID token. `at_hash` is the left half of SHA-256 of the access token.
-fn id_token<S: Store>(
+async fn id_token<S: Store>(
     ctx: &Ctx<'_, S>,
     grant: &Grant<'_>,
     access: &Secret,
@@ -217,11 +221,11 @@ fn id_token<S: Store>(
             .then_some(grant.claims.email.as_str()),
     };
     let key = ctx.config.keys.active()?;
-    Ok(key.sign(TYP_ID_TOKEN, &claims)?)
+    Ok(key.sign(TYP_ID_TOKEN, &claims).await?)
 }
 
 /// CONTRACT §2 token response, `Cache-Control: no-store`.
-pub fn token_response<S: Store>(
+pub async fn token_response<S: Store>(
     ctx: &Ctx<'_, S>,
     grant: &Grant<'_>,
     minted: &Minted,
@@ -247,7 +251,10 @@ pub fn token_response<S: Store>(
         fields.push(("refresh_token", r.expose().to_owned()));
     }
     if grant.scopes.contains("openid") {
-        fields.push(("id_token", id_token(ctx, grant, &minted.access, &id_url)?));
+        fields.push((
+            "id_token",
+            id_token(ctx, grant, &minted.access, &id_url).await?,
+        ));
     }
     if grant.app.policy.jwt_access_tokens {
         fields.push(("token_format", "jwt".into()));

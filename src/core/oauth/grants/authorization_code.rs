@@ -92,7 +92,8 @@ pub async fn exchange<S: Store>(
         &described,
         &grant.family_id,
         refresh_allowed(&client.app, &scopes),
-    )?;
+    )
+    .await?;
     let issue = Issue {
         family: Family {
             family_id: grant.family_id.clone(),
@@ -108,7 +109,7 @@ pub async fn exchange<S: Store>(
     };
     // The response, ID token signed, before the code is used up: a signing failure (a broken
     // SIGNING_KEYS) must never cost the user their code.
-    let response = token_response(ctx, &described, &minted, wants_urlencoded(req, params))?;
+    let response = token_response(ctx, &described, &minted, wants_urlencoded(req, params)).await?;
     let (published, redeemed) = both(
         publish(ctx, &minted),
         ctx.store

@@ -139,9 +139,9 @@ pub async fn refresh<S: Store>(
         // OIDC Core §12.2: a refreshed ID token carries no nonce.
         nonce: None,
     };
-    let minted = mint(ctx, &described, &family.family_id, rotate)?;
+    let minted = mint(ctx, &described, &family.family_id, rotate).await?;
     // Signed before anything is stored: a signing failure must not use up the token.
-    let response = token_response(ctx, &described, &minted, wants_urlencoded(req, params))?;
+    let response = token_response(ctx, &described, &minted, wants_urlencoded(req, params)).await?;
     let store = ctx.store;
     let (published, stored) = both(publish(ctx, &minted), async {
         if rotate && !in_grace {

@@ -1,0 +1,120 @@
+//! Signing with the runtime's WebCrypto (`crypto.subtle`, native code in workerd) instead of
+//! RSA and ECDSA compiled into the wasm. The core parses `SIGNING_KEYS` and builds the JWS
+//! (`core::keys`); this imports each key and makes the signatures.
+
+use js_sys::{Array, Object, Promise, Reflect, Uint8Array};
+use wasm_bindgen::{JsCast, JsValue};
+use wasm_bindgen_futures::JsFuture;
+use web_sys::{CryptoKey, SubtleCrypto};
+
+use crate::core::keys::{
+    parse_pems, Alg, KeyBackend, KeyError, KeyMaterial, KeySet, SignFuture, SigningKey,
+};
+
+/// The keys of `SIGNING_KEYS`, imported into WebCrypto, or a key set that says why it has none.
+pub async fn load(pems: &str) -> KeySet {
+    let materials = match parse_pems(pems) {
+        Ok(m) => m,
+        Err(e) => return KeySet::from_error(e),
+    };
+    let mut keys = Vec::with_capacity(materials.len());
+    for (i, material) in materials.iter().enumerate() {
+        match import(material).await {
+            Ok(key) => keys.push(key),
+            Err(e) => return KeySet::from_error(KeyError(format!("key {i}: {}", e.0))),
+        }
+    }
+    KeySet::from_keys(keys)
+}
+
+/// `importKey("pkcs8")`, then the public members from `exportKey("jwk")` (SigningKey::new
+/// keeps those only). Extractable only so the public half can be exported: the PEM it came
+/// from is in this isolate's memory anyway.
+async fn import(material: &KeyMaterial) -> Result<SigningKey, KeyError> {
+    let subtle = subtle()?;
+    let (import_params, sign_params) = match material.alg {
+        Alg::Rs256 => (
+            object(&[("name", "RSASSA-PKCS1-v1_5"), ("hash", "SHA-256")])?,
+            object(&[("name", "RSASSA-PKCS1-v1_5")])?,
+        ),
+        Alg::Es256 => (
+            object(&[("name", "ECDSA"), ("namedCurve", "P-256")])?,
+            object(&[("name", "ECDSA"), ("hash", "SHA-256")])?,
+        ),
+    };
+    let der = Uint8Array::from(material.pkcs8_der.as_slice());
+    let usages = Array::of1(&"sign".into());
+    let key: CryptoKey =
+        settle(subtle.import_key_with_object("pkcs8", &der, &import_params, true, &usages))
+            .await?
+            .unchecked_into();
+    let jwk = settle(subtle.export_key("jwk", &key)).await?;
+    let mut public = serde_json::Map::new();
+    for name in material.alg.public_members() {
+        if let Some(value) = Reflect::get(&jwk, &name.into())
+            .ok()
+            .and_then(|v| v.as_string())
+        {
+            public.insert(name.into(), value.into());
+        }
+    }
+    let backend = WebCryptoKey {
+        subtle,
+        key,
+        params: sign_params,
+    };
+    SigningKey::new(material.alg, &public.into(), Box::new(backend))
+}
+
+struct WebCryptoKey {
+    subtle: SubtleCrypto,
+    key: CryptoKey,
+    params: Object,
+}
+
+impl KeyBackend for WebCryptoKey {
+    fn sign<'a>(&'a self, input: &'a [u8]) -> SignFuture<'a> {
+        Box::pin(async move {
+            // WebCrypto copies `input` when called (it is a view of wasm memory).
+            let promise = self
+                .subtle
+                .sign_with_object_and_u8_array(&self.params, &self.key, input);
+            let signature = settle(promise).await?;
+            Ok(Uint8Array::new(&signature).to_vec())
+        })
+    }
+}
+
+/// `crypto.subtle` of the worker's global scope.
+fn subtle() -> Result<SubtleCrypto, KeyError> {
+    let crypto = Reflect::get(&js_sys::global(), &"crypto".into()).map_err(js_error)?;
+    if !crypto.is_object() {
+        return Err(KeyError("no WebCrypto (`crypto`) in this runtime".into()));
+    }
+    Ok(crypto.unchecked_into::<web_sys::Crypto>().subtle())
+}
+
+fn object(members: &[(&str, &str)]) -> Result<Object, KeyError> {
+    let object = Object::new();
+    for (name, value) in members {
+        Reflect::set(&object, &(*name).into(), &(*value).into()).map_err(js_error)?;
+    }
+    Ok(object)
+}
+
+async fn settle(promise: Result<Promise, JsValue>) -> Result<JsValue, KeyError> {
+    JsFuture::from(promise.map_err(js_error)?)
+        .await
+        .map_err(js_error)
+}
+
+/// A WebCrypto exception as text (its `name` and `message`; no key material is in either).
+fn js_error(e: JsValue) -> KeyError {
+    let field = |name: &str| {
+        Reflect::get(&e, &name.into())
+            .ok()
+            .and_then(|v| v.as_string())
+            .unwrap_or_default()
+    };
+    KeyError(format!("WebCrypto: {} {}", field("name"), field("message")))
+}
