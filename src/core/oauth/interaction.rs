@@ -293,14 +293,15 @@ async fn handle_post<S: Store>(
 /// Every login attempt counts twice: against the username from this address (so guessing one
 /// password is slow, while the same user logging in from elsewhere is not locked out) and
 /// against the address across usernames (so spraying many usernames is slow too). The username
-/// is hashed into the key: keys stay short, whatever was typed.
+/// is hashed into the key: keys stay short, whatever was typed. Lowercased in ASCII only, as
+/// the username column compares (`COLLATE NOCASE`).
 async fn login_allowed<S: Store>(
     ctx: &Ctx<'_, S>,
     req: &Request,
     username: &str,
 ) -> Result<bool, StoreError> {
     let ip = req.client_ip();
-    let user = hex(&sha256(username.to_lowercase().as_bytes())[..16]);
+    let user = hex(&sha256(username.to_ascii_lowercase().as_bytes())[..16]);
     let by_user = ctx
         .store
         .allow(Limit::Login, &format!("{user}|{ip}"))
