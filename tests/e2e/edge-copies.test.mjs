@@ -1,0 +1,88 @@
+// Validation from edge-local state, against real workerd with local KV and D1
+// (docs/performance.md): access tokens are validated from their KV copy; D1 is read only for a
+// young token whose copy is missing; revocation reaches the copies.
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { spawnSync } from 'node:child_process';
+import { startTestWorker } from './harness.mjs';
+import { authorize, pkcePair, tokenRequest } from './flow.mjs';
+import { ROOT } from '../../scripts/worker.mjs';
+
+const CB = 'http://127.0.0.1:9/cb';
+const WRANGLER = `${ROOT}/node_modules/.bin/wrangler`;
+let w;
+before(async () => { w = await startTestWorker(); });
+after(() => w?.stop());
+
+const trips = (r) => r.headers.get('x-storage-round-trips');
+const sha256hex = (s) => createHash('sha256').update(s).digest('hex');
+const userinfo = (token) => fetch(`${w.baseUrl}/services/oauth2/userinfo`, { headers: { authorization: `Bearer ${token}` } });
+
+/** Runs `wrangler kv …` against the worker's local KV. */
+function kv(...args) {
+  const r = spawnSync(WRANGLER, ['kv', ...args, '--binding', 'KV', '--local', '--persist-to', w.stateDir], {
+    cwd: ROOT, encoding: 'utf8', env: { ...process.env, CI: '1', WRANGLER_SEND_METRICS: 'false' },
+  });
+  return r;
+}
+
+async function tokensFor(username, extra = {}) {
+  const app = (await w.admin('POST', '/admin/apps', { name: username, callback_urls: [CB], scopes: ['api', 'refresh_token', 'openid', 'profile', 'email'], ...extra })).json;
+  await w.admin('POST', '/admin/users', { username, password: 'edge copies!', email: `${username}@example.com`, name: 'Edge Copy' });
+  const { verifier, challenge } = pkcePair();
+  const a = await authorize(w.baseUrl, { response_type: 'code', client_id: app.client_id, redirect_uri: CB, code_challenge: challenge, scope: 'api refresh_token profile email' }, { username, password: 'edge copies!' });
+  const t = await tokenRequest(w.baseUrl, { grant_type: 'authorization_code', code: a.code, redirect_uri: CB, code_verifier: verifier, client_id: app.client_id, client_secret: app.client_secret });
+  assert.equal(t.status, 200, JSON.stringify(t.json));
+  return { app, tokens: t.json };
+}
+
+test('the access token copy is written to KV at issuance, with what validation needs and no secret', async () => {
+  const { app, tokens } = await tokensFor('copy-a');
+  const key = `at:${sha256hex(tokens.access_token)}`;
+  const r = kv('key', 'get', key);
+  assert.equal(r.status, 0, r.stderr);
+  const copy = JSON.parse(r.stdout);
+  assert.equal(copy.client_id, app.client_id);
+  assert.equal(copy.user.username, 'copy-a');
+  assert.deepEqual(copy.scopes, ['api', 'refresh_token', 'profile', 'email']);
+  assert.ok(!r.stdout.includes(tokens.access_token) && !r.stdout.includes(tokens.refresh_token), 'no token value in the copy');
+});
+
+test('a young token whose copy has not arrived is validated from D1; once revoked, its copy is gone and it fails', async () => {
+  const { tokens } = await tokensFor('copy-b', { jwt_access_tokens: true });
+  const key = `at:${sha256hex(tokens.access_token)}`;
+  // As if the copy had not reached this location: delete it from KV, and let the isolate's
+  // 5-second cache of copies run out (a sleep for a cache, not a timing assertion).
+  assert.equal(kv('key', 'delete', key).status, 0);
+  await new Promise((r) => setTimeout(r, 5500));
+  const r = await userinfo(tokens.access_token);
+  assert.equal(r.status, 200, await r.text());
+  assert.equal(trips(r), 'kv=1; d1=1', 'the copy is missing (KV), the token is young: D1 answers');
+  // A forged token of the same shape is not young (its stamp does not verify): no D1 read.
+  const [h, p, s] = tokens.access_token.split('.');
+  const claims = JSON.parse(Buffer.from(p, 'base64url'));
+  claims.jti = `${'Z'.repeat(22)}${claims.jti.slice(22)}`;
+  const forged = [h, Buffer.from(JSON.stringify(claims)).toString('base64url'), s].join('.');
+  const f = await userinfo(forged);
+  assert.equal(f.status, 401);
+  assert.equal(trips(f), 'kv=1; d1=0');
+  // Revoking the family ends the token at once here, copy or not.
+  const rv = await fetch(`${w.baseUrl}/services/oauth2/revoke`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams({ token: tokens.refresh_token }) });
+  assert.equal(rv.status, 200);
+  assert.equal((await userinfo(tokens.access_token)).status, 401);
+});
+
+test('a revocation deletes the copies from KV and a profile change rewrites them', async () => {
+  const { tokens } = await tokensFor('copy-c');
+  const key = `at:${sha256hex(tokens.access_token)}`;
+  const users = (await w.admin('GET', '/admin/users')).json;
+  const user = (users.users || users).find((u) => u.username === 'copy-c');
+  assert.equal((await w.admin('PATCH', `/admin/users/${user.user_id}`, { email: 'renamed@example.com' })).status, 200);
+  assert.equal(JSON.parse(kv('key', 'get', key).stdout).user.email, 'renamed@example.com');
+  assert.equal((await (await userinfo(tokens.access_token)).json()).email, 'renamed@example.com');
+  await fetch(`${w.baseUrl}/services/oauth2/revoke`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams({ token: tokens.access_token }) });
+  const gone = kv('key', 'get', key);
+  assert.ok(gone.status !== 0 || gone.stdout.trim() === '' || /not found/i.test(gone.stdout + gone.stderr), `copy still there: ${gone.stdout}`);
+  assert.equal((await userinfo(tokens.access_token)).status, 401);
+});
