@@ -13,7 +13,9 @@ use_tool() { # VAR path: export VAR=path unless VAR is set or path is missing
 }
 use_tool WASM_BINDGEN_BIN "$(command -v wasm-bindgen || true)"
 use_tool WASM_OPT_BIN "$PWD/node_modules/.bin/wasm-opt"
+use_tool WASM_OPT_BIN "$(command -v wasm-opt || true)"
 use_tool ESBUILD_BIN "$PWD/node_modules/.bin/esbuild"
+use_tool ESBUILD_BIN "$(command -v esbuild || true)"
 worker-build --release
 # worker-build keeps the wasm "name" section (function names for stack traces): about a third of
 # the upload. Our code never panics by design (clippy denies unwrap/expect/panic), so it goes.
