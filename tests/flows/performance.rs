@@ -222,3 +222,26 @@ fn a_password_hash_with_older_settings_is_upgraded_at_the_next_login() {
     assert!(!edge_oauth::core::password::needs_rehash(&upgraded));
     s.tokens(&app, "alice");
 }
+
+#[test]
+fn a_failed_copy_write_never_costs_the_client_its_code_or_refresh_token() {
+    let s = Server::new();
+    let app = s.app(json!({}));
+    s.user("alice");
+    s.store.fail_access_copy_writes();
+    // The code is redeemed and the tokens come back; the access token works through D1 while
+    // it is young, and the refresh token gets a new pair.
+    let t = s.tokens(&app, "alice");
+    let at = t["access_token"].as_str().unwrap();
+    assert_eq!(s.store.access_copy_count(), 0);
+    assert_eq!(s.userinfo(at).status, 200);
+    s.clock.advance_s(YOUNG_S + 1);
+    assert_eq!(s.userinfo(at).status, 401, "no copy, no longer young");
+    let r = s.refresh(&app, t["refresh_token"].as_str().unwrap());
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(
+        s.userinfo(r.json()["access_token"].as_str().unwrap())
+            .status,
+        200
+    );
+}

@@ -26,6 +26,8 @@ pub struct MemoryStore {
     access_copies: RefCell<HashMap<String, AccessCopy>>,
     /// Lookups of token records (the D1 reads that validation must avoid).
     token_reads: std::cell::Cell<u32>,
+    /// Makes every edge-copy write fail, as a KV outage would.
+    copy_writes_fail: std::cell::Cell<bool>,
     attempts: RefCell<HashMap<(Limit, String), u32>>,
 }
 
@@ -48,6 +50,11 @@ impl MemoryStore {
     /// Forgets every edge copy of an access token, as if none had reached this location yet.
     pub fn lose_access_copies(&self) {
         self.access_copies.borrow_mut().clear();
+    }
+
+    /// From now on every edge-copy write fails (a KV outage).
+    pub fn fail_access_copy_writes(&self) {
+        self.copy_writes_fail.set(true);
     }
 
     /// How many times a token record was looked up.
@@ -430,6 +437,9 @@ impl AccessCopyStore for MemoryStore {
         hash: &SecretHash,
         copy: &AccessCopy,
     ) -> Result<(), StoreError> {
+        if self.copy_writes_fail.get() {
+            return Err(StoreError::Backend("KV is down".into()));
+        }
         self.access_copies
             .borrow_mut()
             .insert(hash.0.clone(), copy.clone());

@@ -180,6 +180,8 @@ pub async fn refresh<S: Store>(
         revoke_family(ctx, &family.family_id, now_s).await?;
         return Err(expired());
     }
-    published?;
+    // Issued and rotated: a failed copy write (logged by the store) must not lose the new
+    // refresh token; the access token validates through D1 while young.
+    let _ = published;
     Ok(response)
 }
