@@ -260,6 +260,9 @@ struct UserRow {
     active: i64,
     created_at: u64,
     sessions_valid_from_ms: u64,
+    /// The user's grant to an app, when the query joins it (`user_with_grant`).
+    g_preauthorized: Option<i64>,
+    g_approved_scopes: Option<String>,
 }
 
 impl From<UserRow> for User {
@@ -370,6 +373,15 @@ struct GrantRow {
     approved_scopes: Option<String>,
 }
 
+impl GrantRow {
+    fn into_grant(self) -> Result<AppUserGrant, StoreError> {
+        Ok(AppUserGrant {
+            preauthorized: self.preauthorized != 0,
+            approved_scopes: self.approved_scopes.as_deref().map(parse).transpose()?,
+        })
+    }
+}
+
 impl GrantStore for EdgeStore {
     async fn app_user_grant(
         &self,
@@ -382,33 +394,14 @@ impl GrantStore for EdgeStore {
                 &[Arg::Text(client_id), Arg::Text(user_id)],
             )
             .await?;
-        row.map(|r| {
-            Ok(AppUserGrant {
-                preauthorized: r.preauthorized != 0,
-                approved_scopes: r.approved_scopes.as_deref().map(parse).transpose()?,
-            })
-        })
-        .transpose()
+        row.map(GrantRow::into_grant).transpose()
     }
     async fn user_with_grant(
         &self,
         client_id: &str,
         user_id: &str,
     ) -> Result<Option<(User, Option<AppUserGrant>)>, StoreError> {
-        #[derive(Deserialize)]
-        struct Row {
-            user_id: String,
-            username: String,
-            password_hash: String,
-            email: String,
-            name: String,
-            active: i64,
-            created_at: u64,
-            sessions_valid_from_ms: u64,
-            g_preauthorized: Option<i64>,
-            g_approved_scopes: Option<String>,
-        }
-        let row: Option<Row> = self
+        let row: Option<UserRow> = self
             .first(
                 "SELECT u.user_id, u.username, u.password_hash, u.email, u.name, u.active, u.created_at, u.sessions_valid_from_ms, \
                  g.preauthorized AS g_preauthorized, g.approved_scopes AS g_approved_scopes \
@@ -416,26 +409,20 @@ impl GrantStore for EdgeStore {
                 &[Arg::Text(client_id), Arg::Text(user_id)],
             )
             .await?;
-        let Some(r) = row else {
+        let Some(mut r) = row else {
             return Ok(None);
         };
-        let grant = match r.g_preauthorized {
-            Some(pre) => Some(AppUserGrant {
-                preauthorized: pre != 0,
-                approved_scopes: r.g_approved_scopes.as_deref().map(parse).transpose()?,
-            }),
+        let grant = match r.g_preauthorized.take() {
+            Some(preauthorized) => Some(
+                GrantRow {
+                    preauthorized,
+                    approved_scopes: r.g_approved_scopes.take(),
+                }
+                .into_grant()?,
+            ),
             None => None,
         };
-        let user = User::from(UserRow {
-            user_id: r.user_id,
-            username: r.username,
-            password_hash: r.password_hash,
-            email: r.email,
-            name: r.name,
-            active: r.active,
-            created_at: r.created_at,
-            sessions_valid_from_ms: r.sessions_valid_from_ms,
-        });
+        let user = User::from(r);
         Ok(Some((user, grant)))
     }
     async fn preauthorize(&self, client_id: &str, user_id: &str) -> Result<(), StoreError> {
