@@ -23,8 +23,9 @@ pub const BROWSER_COOKIE: &str = "eo_bid";
 pub const INTERACTION_TTL_S: u64 = CODE_TTL_S;
 const BROWSER_COOKIE_TTL_S: u64 = 30 * 86400;
 
-/// The logged-in user of this browser, with the session's `auth_time`. A session started
-/// before the user's password changed or before a deactivation is over (`sessions_valid_from_ms`).
+/// The logged-in user of this browser, with the session's `auth_time` and what the user granted
+/// the app `client_id` (read together, one round trip). A session started before the user's
+/// password changed or before a deactivation is over (`sessions_valid_from_ms`).
 pub async fn current_session<S: Store>(
     ctx: &Ctx<'_, S>,
     req: &Request,
@@ -114,7 +115,8 @@ pub async fn start<S: Store>(
     })
 }
 
-/// With a logged-in user: check app access, ask consent if needed, else issue the code.
+/// With a logged-in user and their `grant` to the app: check app access, ask consent if needed,
+/// else issue the code.
 pub async fn proceed<S: Store>(
     ctx: &Ctx<'_, S>,
     req: &Request,
