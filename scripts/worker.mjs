@@ -57,11 +57,12 @@ export function migrate(stateDir) {
  * Starts `wrangler dev` on 127.0.0.1:`port` and resolves once discovery answers 200.
  * Returns { baseUrl, pid, stop() }; stop() kills the whole process group by PID.
  */
-export async function startWorker({ port, stateDir, envFile, vars = {}, config, prebuilt = true, inherit = false, timeoutMs = 180000 }) {
+export async function startWorker({ port, stateDir, envFile, vars = {}, config, args: extra = [], prebuilt = true, inherit = false, timeoutMs = 180000 }) {
   const args = ['dev', ...(config ? ['--config', config] : []), '--ip', '127.0.0.1', '--port', String(port), '--persist-to', stateDir,
     '--show-interactive-dev-session=false', '--log-level', inherit ? 'info' : 'warn'];
   if (envFile) args.push('--env-file', envFile);
   for (const [k, v] of Object.entries(vars)) args.push('--var', `${k}:${v}`);
+  args.push(...extra);
   const child = spawn(WRANGLER, args, {
     cwd: ROOT,
     detached: true,

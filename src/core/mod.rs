@@ -14,6 +14,7 @@ pub mod future;
 pub mod http;
 pub mod ids;
 pub mod keys;
+pub mod maintenance;
 pub mod model;
 pub mod oauth;
 pub mod org;

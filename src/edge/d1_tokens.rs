@@ -6,6 +6,7 @@ use serde::Deserialize;
 use worker::D1PreparedStatement;
 
 use super::store::{backend, changes, Arg, EdgeStore};
+use crate::core::maintenance::{Cutoffs, Purged};
 use crate::core::model::User;
 use crate::core::secret::SecretHash;
 use crate::core::storage::{
@@ -356,6 +357,56 @@ impl TokenStore for EdgeStore {
         rows.into_iter()
             .map(|r| r.into_found().map(|f| (f.token, f.family)))
             .collect()
+    }
+
+    async fn purge(&self, c: &Cutoffs) -> Result<Purged, StoreError> {
+        // The families that go: revoked before the cutoff, or with nothing usable left. The
+        // same ordered, limited selection in each statement of the batch picks the same rows
+        // (the statements before the last do not change which families qualify).
+        const FAMILIES: &str = "SELECT family_id FROM token_families f WHERE f.revoked_at < ?1 \
+             OR NOT EXISTS (SELECT 1 FROM tokens t WHERE t.family_id = f.family_id AND (t.kind = 'refresh' OR t.expires_at > ?2)) \
+             ORDER BY family_id LIMIT ?3";
+        let family_args = [
+            Arg::Int(c.family_revoked_before_s),
+            Arg::Int(c.now_s),
+            Arg::Int(c.limit.into()),
+        ];
+        let limit = Arg::Int(c.limit.into());
+        let results = self
+            .batch(vec![
+                self.stmt(
+                    "DELETE FROM tokens WHERE rowid IN (SELECT rowid FROM tokens WHERE kind = 'access' AND expires_at <= ? LIMIT ?)",
+                    &[Arg::Int(c.now_s), Arg::Int(c.limit.into())],
+                )?,
+                self.stmt(
+                    &format!("DELETE FROM refresh_rotations WHERE family_id IN ({FAMILIES})"),
+                    &family_args,
+                )?,
+                self.stmt(
+                    &format!("DELETE FROM tokens WHERE family_id IN ({FAMILIES})"),
+                    &family_args,
+                )?,
+                self.stmt(
+                    &format!("DELETE FROM token_families WHERE family_id IN ({FAMILIES})"),
+                    &family_args,
+                )?,
+                self.stmt(
+                    "DELETE FROM code_redemptions WHERE rowid IN (SELECT rowid FROM code_redemptions WHERE redeemed_at < ? LIMIT ?)",
+                    &[Arg::Int(c.code_redeemed_before_s), limit],
+                )?,
+                self.stmt(
+                    "DELETE FROM registration_tokens WHERE rowid IN (SELECT rowid FROM registration_tokens WHERE expires_at <= ? LIMIT ?)",
+                    &[Arg::Int(c.now_s), Arg::Int(c.limit.into())],
+                )?,
+            ])
+            .await?;
+        let n = |i: usize| results.get(i).map(changes).unwrap_or(0);
+        Ok(Purged {
+            access_tokens: n(0),
+            families: n(3),
+            code_redemptions: n(4),
+            registration_tokens: n(5),
+        })
     }
 }
 

@@ -77,6 +77,25 @@ fn var(env: &Env, name: &str) -> Option<String> {
         .filter(|v| !v.is_empty())
 }
 
+/// The cron trigger (`wrangler.toml` `[triggers]`): the scheduled cleanup of D1.
+#[event(scheduled)]
+async fn scheduled(_event: worker::ScheduledEvent, env: Env, _ctx: worker::ScheduleContext) {
+    let result = match store::EdgeStore::new(&env) {
+        Ok(store) => crate::core::maintenance::run(&store, JsClock.now_s()).await,
+        Err(e) => Err(crate::core::storage::StoreError::Backend(e.to_string())),
+    };
+    match result {
+        Ok(p) => worker::console_log!(
+            "cleanup: {} expired access tokens, {} families, {} code redemptions, {} registration tokens removed",
+            p.access_tokens,
+            p.families,
+            p.code_redemptions,
+            p.registration_tokens
+        ),
+        Err(e) => worker::console_error!("cleanup failed: {e:?}"),
+    }
+}
+
 #[event(fetch)]
 async fn fetch(req: worker::Request, env: Env, _ctx: Context) -> worker::Result<worker::Response> {
     let request = http::to_core(req).await;

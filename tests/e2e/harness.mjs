@@ -9,9 +9,10 @@ import { freePort, migrate, newSigningKey, randomToken, startWorker, writeEnvFil
 /**
  * `config` is another wrangler config file (in the project root, so its paths resolve);
  * `vars` are passed as `--var`; `secrets` override entries of the generated env file (e.g.
- * `{ SIGNING_KEYS: 'not a key' }` for a worker with unusable keys).
+ * `{ SIGNING_KEYS: 'not a key' }` for a worker with unusable keys); `args` are more
+ * `wrangler dev` arguments (e.g. `--test-scheduled`).
  */
-export async function startTestWorker({ vars = {}, secrets = {}, config } = {}) {
+export async function startTestWorker({ vars = {}, secrets = {}, config, args = [] } = {}) {
   const stateDir = mkdtempSync(join(tmpdir(), 'edge-oauth-test-'));
   const adminToken = randomToken();
   // Two keys: the first signs, the second is "retired" and must stay published.
@@ -24,7 +25,7 @@ export async function startTestWorker({ vars = {}, secrets = {}, config } = {}) 
   });
   migrate(stateDir);
   const port = await freePort();
-  const worker = await startWorker({ port, stateDir, envFile, vars, config });
+  const worker = await startWorker({ port, stateDir, envFile, vars, config, args });
   const baseUrl = worker.baseUrl;
 
   async function admin(method, path, body, { token = adminToken, raw } = {}) {

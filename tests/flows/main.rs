@@ -8,6 +8,7 @@ mod admin;
 mod attacks;
 mod code_flow;
 mod hardening;
+mod maintenance;
 mod performance;
 mod refresh;
 mod token_endpoints;

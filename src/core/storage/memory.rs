@@ -5,6 +5,7 @@ use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use super::*;
+use crate::core::maintenance::{Cutoffs, Purged};
 use crate::core::model::{App, OrgSettings, User};
 use crate::core::secret::SecretHash;
 
@@ -18,7 +19,8 @@ pub struct MemoryStore {
     codes: RefCell<HashMap<String, CodeGrant>>,
     sessions: RefCell<HashMap<String, Session>>,
     interactions: RefCell<HashMap<String, Interaction>>,
-    redeemed_codes: RefCell<HashSet<String>>,
+    /// Redeemed codes' hashes and when they were redeemed.
+    redeemed_codes: RefCell<HashMap<String, u64>>,
     /// Rotated refresh tokens' hashes and when they were rotated (ms).
     rotated: RefCell<HashMap<String, u64>>,
     families: RefCell<HashMap<String, Family>>,
@@ -322,7 +324,12 @@ impl TokenStore for MemoryStore {
         issue: &Issue,
         user_valid_at_ms: u64,
     ) -> Result<Redemption, StoreError> {
-        if !self.redeemed_codes.borrow_mut().insert(code_hash.0.clone()) {
+        if self
+            .redeemed_codes
+            .borrow_mut()
+            .insert(code_hash.0.clone(), issue.family.created_at_s)
+            .is_some()
+        {
             return Ok(Redemption::Replayed);
         }
         let user_valid = self
@@ -428,6 +435,86 @@ impl TokenStore for MemoryStore {
                 (f.user_id == user_id).then(|| (t.clone(), f.clone()))
             })
             .collect())
+    }
+    async fn purge(&self, cutoffs: &Cutoffs) -> Result<Purged, StoreError> {
+        Ok(self.purge_now(cutoffs))
+    }
+}
+
+impl MemoryStore {
+    fn purge_now(&self, c: &Cutoffs) -> Purged {
+        let limit = c.limit as usize;
+        let mut purged = Purged::default();
+        let expired: Vec<String> = self
+            .tokens
+            .borrow()
+            .values()
+            .filter(|t| t.kind == TokenKind::Access && t.expires_at_s.is_some_and(|e| e <= c.now_s))
+            .map(|t| t.hash.0.clone())
+            .take(limit)
+            .collect();
+        purged.access_tokens = expired.len();
+        self.tokens.borrow_mut().retain(|h, _| !expired.contains(h));
+        let usable = |family_id: &str| {
+            self.tokens.borrow().values().any(|t| {
+                t.family_id == family_id
+                    && (t.kind == TokenKind::Refresh || t.expires_at_s.is_some_and(|e| e > c.now_s))
+            })
+        };
+        let mut gone: Vec<String> = self
+            .families
+            .borrow()
+            .values()
+            .filter(|f| {
+                f.revoked_at_s
+                    .is_some_and(|r| r < c.family_revoked_before_s)
+                    || !usable(&f.family_id)
+            })
+            .map(|f| f.family_id.clone())
+            .collect();
+        gone.sort();
+        gone.truncate(limit);
+        purged.families = gone.len();
+        let hashes: HashSet<String> = self
+            .tokens
+            .borrow()
+            .values()
+            .filter(|t| gone.contains(&t.family_id))
+            .map(|t| t.hash.0.clone())
+            .collect();
+        self.rotated.borrow_mut().retain(|h, _| !hashes.contains(h));
+        self.tokens.borrow_mut().retain(|h, _| !hashes.contains(h));
+        self.families
+            .borrow_mut()
+            .retain(|id, _| !gone.contains(id));
+        let old: Vec<String> = self
+            .redeemed_codes
+            .borrow()
+            .iter()
+            .filter(|(_, at)| **at < c.code_redeemed_before_s)
+            .map(|(h, _)| h.clone())
+            .take(limit)
+            .collect();
+        purged.code_redemptions = old.len();
+        self.redeemed_codes
+            .borrow_mut()
+            .retain(|h, _| !old.contains(h));
+        let before = self.registration_tokens.borrow().len();
+        self.registration_tokens
+            .borrow_mut()
+            .retain(|_, expires| *expires > c.now_s);
+        purged.registration_tokens = before - self.registration_tokens.borrow().len();
+        purged
+    }
+
+    /// Whether a redemption marker for this code is still held.
+    pub fn code_redemption_held(&self, code_hash: &SecretHash) -> bool {
+        self.redeemed_codes.borrow().contains_key(&code_hash.0)
+    }
+
+    /// Number of token families held.
+    pub fn family_count(&self) -> usize {
+        self.families.borrow().len()
     }
 }
 

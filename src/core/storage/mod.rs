@@ -14,6 +14,7 @@ mod records;
 
 pub use records::*;
 
+use super::maintenance::{Cutoffs, Purged};
 use super::model::{App, OrgSettings, User};
 use super::secret::SecretHash;
 
@@ -177,6 +178,11 @@ pub trait TokenStore {
         user_id: &str,
         now_s: u64,
     ) -> Result<Vec<(TokenRecord, Family)>, StoreError>;
+    /// Removes what can no longer decide anything (`core/maintenance.rs`): expired access
+    /// tokens; families revoked before the cutoff, or left with no refresh token and no
+    /// unexpired access token, with their tokens and rotation markers; code redemption markers
+    /// older than the cutoff; expired registration tokens. At most `limit` rows per rule.
+    async fn purge(&self, cutoffs: &Cutoffs) -> Result<Purged, StoreError>;
 }
 
 /// Edge-local copies of live access tokens (KV), so that validation needs no D1 round trip.
