@@ -3,6 +3,7 @@
 
 use serde::Deserialize;
 
+use super::now_ms;
 use super::store::{backend, changes, Arg, EdgeStore};
 use crate::core::cache::{TtlCache, ADMIN_STATE_TTL_MS};
 use crate::core::model::{App, OrgSettings, User};
@@ -50,10 +51,6 @@ thread_local! {
     static SETTINGS: TtlCache<Option<OrgSettings>> = TtlCache::new(ADMIN_STATE_TTL_MS);
     static APPS: TtlCache<Option<App>> = TtlCache::new(ADMIN_STATE_TTL_MS);
     static ORIGINS: TtlCache<bool> = TtlCache::new(ADMIN_STATE_TTL_MS);
-}
-
-fn now_ms() -> u64 {
-    js_sys::Date::now() as u64
 }
 
 /// An app changed here: the next read of it, and of any CORS origin, goes to D1.

@@ -86,6 +86,14 @@ impl EdgeStore {
     }
 }
 
+/// A token with its family, rotation marker and user: the columns of [`FoundRow`].
+const FOUND_SELECT: &str = "SELECT t.token_hash, t.family_id, t.kind, t.scopes AS token_scopes, t.created_at AS token_created_at, t.expires_at, t.state, \
+     f.client_id, f.user_id, f.scopes AS family_scopes, f.auth_time, f.created_at AS family_created_at, f.last_used_ms, f.revoked_at, r.rotated_ms, \
+     u.username AS u_username, u.password_hash AS u_password_hash, u.email AS u_email, u.name AS u_name, u.active AS u_active, u.created_at AS u_created_at, u.sessions_valid_from_ms AS u_sessions_valid_from_ms \
+     FROM tokens t JOIN token_families f ON f.family_id = t.family_id \
+     LEFT JOIN refresh_rotations r ON r.token_hash = t.token_hash \
+     LEFT JOIN users u ON u.user_id = f.user_id";
+
 #[derive(Deserialize)]
 struct FoundRow {
     token_hash: String,
@@ -219,12 +227,7 @@ impl TokenStore for EdgeStore {
     async fn find_token(&self, hash: &SecretHash) -> Result<Option<FoundToken>, StoreError> {
         let row: Option<FoundRow> = self
             .first(
-                "SELECT t.token_hash, t.family_id, t.kind, t.scopes AS token_scopes, t.created_at AS token_created_at, t.expires_at, t.state, \
-                 f.client_id, f.user_id, f.scopes AS family_scopes, f.auth_time, f.created_at AS family_created_at, f.last_used_ms, f.revoked_at, r.rotated_ms, \
-                 u.username AS u_username, u.password_hash AS u_password_hash, u.email AS u_email, u.name AS u_name, u.active AS u_active, u.created_at AS u_created_at, u.sessions_valid_from_ms AS u_sessions_valid_from_ms \
-                 FROM tokens t JOIN token_families f ON f.family_id = t.family_id \
-                 LEFT JOIN refresh_rotations r ON r.token_hash = t.token_hash \
-                 LEFT JOIN users u ON u.user_id = f.user_id WHERE t.token_hash = ?",
+                &format!("{FOUND_SELECT} WHERE t.token_hash = ?"),
                 &[Arg::Text(&hash.0)],
             )
             .await?;
@@ -346,11 +349,9 @@ impl TokenStore for EdgeStore {
     ) -> Result<Vec<(TokenRecord, Family)>, StoreError> {
         let rows: Vec<FoundRow> = self
             .all(
-                "SELECT t.token_hash, t.family_id, t.kind, t.scopes AS token_scopes, t.created_at AS token_created_at, t.expires_at, t.state, \
-                 f.client_id, f.user_id, f.scopes AS family_scopes, f.auth_time, f.created_at AS family_created_at, f.last_used_ms, f.revoked_at, NULL AS rotated_ms, \
-                 NULL AS u_username, NULL AS u_password_hash, NULL AS u_email, NULL AS u_name, NULL AS u_active, NULL AS u_created_at, NULL AS u_sessions_valid_from_ms \
-                 FROM token_families f JOIN tokens t ON t.family_id = f.family_id \
-                 WHERE f.user_id = ? AND t.kind = 'access' AND t.state != 'revoked' AND t.expires_at > ?",
+                &format!(
+                    "{FOUND_SELECT} WHERE f.user_id = ? AND t.kind = 'access' AND t.state != 'revoked' AND t.expires_at > ?"
+                ),
                 &[Arg::Text(user_id), Arg::Int(now_s)],
             )
             .await?;

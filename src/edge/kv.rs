@@ -2,6 +2,7 @@
 //! authorization requests. Keys are hashes of the secrets; TTLs do the cleanup. Nothing here is
 //! trusted to be single-use: code redemption is decided in D1.
 
+use super::now_ms;
 use super::store::EdgeStore;
 use crate::core::cache::TtlCache;
 use crate::core::future::all as join_all;
@@ -70,10 +71,6 @@ const DROPPED_TTL_MS: u64 = 120_000;
 /// How long an isolate trusts a copy it has seen: this adds to KV's propagation time (about
 /// 60 s) in the bound on how long a revocation takes to reach other locations.
 pub const COPY_CACHE_TTL_MS: u64 = 5_000;
-
-fn now_ms() -> u64 {
-    js_sys::Date::now() as u64
-}
 
 fn copy_key(hash: &SecretHash) -> String {
     format!("at:{}", hash.0)

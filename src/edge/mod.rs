@@ -20,11 +20,16 @@ use crate::core::oauth::stamp::StampKey;
 use crate::core::router;
 use crate::core::secret::Secret;
 
+/// The runtime's wall clock, in milliseconds since the epoch.
+pub(crate) fn now_ms() -> u64 {
+    js_sys::Date::now() as u64
+}
+
 struct JsClock;
 
 impl Clock for JsClock {
     fn now_ms(&self) -> u64 {
-        js_sys::Date::now() as u64
+        now_ms()
     }
 }
 

@@ -178,23 +178,13 @@ async fn save<S: Store>(ctx: &Ctx<'_, S>, mut user: User, end_sessions: bool) ->
         ctx.store.drop_access_copies(&hashes).await?;
     } else {
         let claims = UserClaims::from(&user);
-        for (t, family) in tokens
-            .into_iter()
-            .filter(|(t, f)| f.revoked_at_s.is_none() && t.state != TokenState::Revoked)
-        {
-            let Some(expires_at_s) = t.expires_at_s else {
-                continue;
-            };
-            let copy = AccessCopy {
-                family_id: family.family_id,
-                client_id: family.client_id,
-                user_id: family.user_id,
-                scopes: t.scopes,
-                created_at_s: t.created_at_s,
-                expires_at_s,
-                user: claims.clone(),
-            };
-            ctx.store.put_access_copy(&t.hash, &copy).await?;
+        let live = tokens
+            .iter()
+            .filter(|(t, f)| f.revoked_at_s.is_none() && t.state != TokenState::Revoked);
+        for (t, family) in live {
+            if let Some(copy) = AccessCopy::of(t, family, claims.clone()) {
+                ctx.store.put_access_copy(&t.hash, &copy).await?;
+            }
         }
     }
     json(200, &view(&user))

@@ -101,15 +101,7 @@ fn copy_of_record(found: FoundToken, now_s: u64) -> Option<AccessCopy> {
         return None;
     }
     let user = found.user.filter(|u| u.active)?;
-    Some(AccessCopy {
-        family_id: found.family.family_id,
-        client_id: found.family.client_id,
-        user_id: found.family.user_id,
-        scopes: found.token.scopes,
-        created_at_s: found.token.created_at_s,
-        expires_at_s: found.token.expires_at_s?,
-        user: UserClaims::from(&user),
-    })
+    AccessCopy::of(&found.token, &found.family, UserClaims::from(&user))
 }
 
 /// Whether `token` carries our age stamp and was issued less than [`YOUNG_S`] ago.
@@ -117,7 +109,7 @@ fn is_young<S: Store>(ctx: &Ctx<'_, S>, token: &str, now_s: u64) -> bool {
     let Some(key) = &ctx.config.stamp_key else {
         return false;
     };
-    let issued = match jwt_payload(token) {
+    let issued = match jws_part(token, 1) {
         Some(claims) => claims
             .get("jti")
             .and_then(|j| j.as_str())
@@ -129,18 +121,6 @@ fn is_young<S: Store>(ctx: &Ctx<'_, S>, token: &str, now_s: u64) -> bool {
     issued.is_some_and(|iat| iat <= now_s + 5 && now_s.saturating_sub(iat) <= YOUNG_S)
 }
 
-/// The (unverified) claims of a compact JWS; the age stamp inside authenticates itself.
-fn jwt_payload(token: &str) -> Option<serde_json::Value> {
-    let mut parts = token.split('.');
-    let (Some(_), Some(payload), Some(_), None) =
-        (parts.next(), parts.next(), parts.next(), parts.next())
-    else {
-        return None;
-    };
-    let bytes = URL_SAFE_NO_PAD.decode(payload).ok()?;
-    serde_json::from_slice(&bytes).ok()
-}
-
 /// Whether a token has the shape of our access tokens (opaque with the org prefix, or a JWT)
 /// rather than of a refresh token (bare base62).
 pub fn looks_like_access_token(token: &str) -> bool {
@@ -149,18 +129,23 @@ pub fn looks_like_access_token(token: &str) -> bool {
 
 /// A compact JWS whose header does not say `typ: at+jwt`. Our opaque tokens have no dots.
 pub fn is_foreign_jwt(token: &str) -> bool {
-    let mut parts = token.split('.');
-    let (Some(header), Some(_), Some(_), None) =
-        (parts.next(), parts.next(), parts.next(), parts.next())
-    else {
+    if token.split('.').count() != 3 {
         return false;
-    };
-    let typ = URL_SAFE_NO_PAD
-        .decode(header)
-        .ok()
-        .and_then(|h| serde_json::from_slice::<serde_json::Value>(&h).ok())
-        .and_then(|h| h.get("typ").and_then(|t| t.as_str()).map(str::to_owned));
+    }
+    let typ =
+        jws_part(token, 0).and_then(|h| h.get("typ").and_then(|t| t.as_str()).map(str::to_owned));
     !typ.is_some_and(|t| t.eq_ignore_ascii_case(TYP_ACCESS_TOKEN))
+}
+
+/// Part `index` (0: header, 1: claims) of a compact JWS, decoded, unverified; `None` for
+/// anything that is not three dot-separated parts or whose part is not base64url JSON.
+fn jws_part(token: &str, index: usize) -> Option<serde_json::Value> {
+    let parts: Vec<&str> = token.split('.').collect();
+    if parts.len() != 3 {
+        return None;
+    }
+    let bytes = URL_SAFE_NO_PAD.decode(parts.get(index)?).ok()?;
+    serde_json::from_slice(&bytes).ok()
 }
 
 #[cfg(test)]

@@ -72,6 +72,21 @@ pub struct AccessCopy {
     pub user: UserClaims,
 }
 
+impl AccessCopy {
+    /// The copy of a stored access token (`None` for a token without expiry, i.e. not one).
+    pub fn of(token: &TokenRecord, family: &Family, user: UserClaims) -> Option<Self> {
+        Some(Self {
+            family_id: family.family_id.clone(),
+            client_id: family.client_id.clone(),
+            user_id: family.user_id.clone(),
+            scopes: token.scopes.clone(),
+            created_at_s: token.created_at_s,
+            expires_at_s: token.expires_at_s?,
+            user,
+        })
+    }
+}
+
 /// A logged-in browser.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Session {
