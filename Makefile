@@ -22,8 +22,16 @@ test-native:
 # The wasm32 build of the whole worker, exactly as deployed.
 test-wasm: build
 
+# The whole e2e suite twice: with one token shard, then with four (issue 15). Both runs always
+# run; the target fails if either failed.
 test-e2e: build
-	node --test --test-concurrency=1 --test-reporter=spec tests/e2e/
+	@s1=0; s4=0; \
+	echo "== e2e suite with SHARDS=1 =="; \
+	SHARDS=1 node --test --test-concurrency=1 --test-reporter=spec tests/e2e/ || s1=$$?; \
+	echo "== e2e suite with SHARDS=4 =="; \
+	SHARDS=4 node --test --test-concurrency=1 --test-reporter=spec tests/e2e/ || s4=$$?; \
+	echo "== e2e: SHARDS=1 $$([ $$s1 = 0 ] && echo passed || echo FAILED), SHARDS=4 $$([ $$s4 = 0 ] && echo passed || echo FAILED) =="; \
+	[ $$s1 = 0 ] && [ $$s4 = 0 ]
 
 bench: tools build
 	node scripts/bench.mjs

@@ -1,6 +1,10 @@
 // `make dev`: local secrets on first run, D1 migrations, the worker on 127.0.0.1:$PORT, and a
 // seeded demo app and user whose credentials are printed. Environment: PORT, STATE_DIR,
-// ADMIN_TOKEN, ISSUER, SEED (CONTRACT §1).
+// ADMIN_TOKEN, ISSUER, SEED (CONTRACT §1), and SHARDS: how many token shards (Durable Objects)
+// new token families are placed on (1–64; unset = wrangler.toml's value). The worker runs with
+// DEV_MODE=1, which turns on the development-only switches (`GET /dev/shards` with the admin
+// token: per-shard counts; see docs/scaling.md). Changing SHARDS between runs on the same
+// STATE_DIR strands nothing: old tokens are still found on the shard their route names.
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ROOT, migrate, newSigningKey, randomToken, startWorker, writeEnvFile } from './worker.mjs';
@@ -23,7 +27,8 @@ if (!existsSync(devVars)) {
   console.log(`created ${devVars} with a new admin token and RS256 signing key`);
 }
 const adminToken = process.env.ADMIN_TOKEN || readDevVars().ADMIN_TOKEN;
-const vars = {};
+const vars = { DEV_MODE: '1' };
+if (process.env.SHARDS) vars.SHARDS = process.env.SHARDS;
 if (process.env.ADMIN_TOKEN) vars.ADMIN_TOKEN = process.env.ADMIN_TOKEN;
 if (process.env.ISSUER) vars.ISSUER = process.env.ISSUER;
 
@@ -44,7 +49,8 @@ async function admin(method, path, body) {
   return json;
 }
 
-const lines = [`edge-oauth is serving at ${base}`, `  discovery:   ${base}/.well-known/openid-configuration`, `  admin token: ${adminToken}`];
+const lines = [`edge-oauth is serving at ${base}`, `  discovery:   ${base}/.well-known/openid-configuration`, `  admin token: ${adminToken}`,
+  `  shards:      ${vars.SHARDS ?? 'wrangler.toml default'} (counts: GET ${base}/dev/shards with the admin token)`];
 if (process.env.SEED !== '0') {
   // Idempotent: on a second run the demo app's secret is rotated and the password reset, so
   // the printed credentials always work.

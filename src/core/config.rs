@@ -17,6 +17,9 @@ pub struct Config {
     /// The key of access tokens' age stamps (`oauth/stamp.rs`), derived from the signing keys;
     /// `None` while they are unusable.
     pub stamp_key: Option<StampKey>,
+    /// How many shards new families are placed on (`SHARDS`, `storage/route.rs`); 0 counts
+    /// as 1.
+    pub shards: u16,
 }
 
 /// What a handler needs: storage, time, randomness, configuration.

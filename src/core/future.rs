@@ -32,6 +32,22 @@ pub async fn both<A: Future, B: Future>(a: A, b: B) -> (A::Output, B::Output) {
     .await
 }
 
+/// `a`'s output, unless `deadline` finishes first (`None`): a slow call is given up on, not
+/// waited for.
+pub async fn before<A: Future, D: Future<Output = ()>>(a: A, deadline: D) -> Option<A::Output> {
+    let (mut a, mut deadline) = (pin!(a), pin!(deadline));
+    poll_fn(|cx| {
+        if let Poll::Ready(v) = a.as_mut().poll(cx) {
+            return Poll::Ready(Some(v));
+        }
+        match deadline.as_mut().poll(cx) {
+            Poll::Ready(()) => Poll::Ready(None),
+            Poll::Pending => Poll::Pending,
+        }
+    })
+    .await
+}
+
 /// Polls every future together until all are done; outputs in order.
 pub async fn all<F: Future>(futures: impl IntoIterator<Item = F>) -> Vec<F::Output> {
     let mut futures: Vec<Pin<Box<F>>> = futures.into_iter().map(Box::pin).collect();
@@ -64,6 +80,14 @@ mod tests {
     fn both_outputs_in_order() {
         let (a, b) = futures_executor::block_on(both(async { 1 }, async { "two" }));
         assert_eq!((a, b), (1, "two"));
+    }
+
+    #[test]
+    fn before_gives_up_when_the_deadline_comes_first() {
+        let done = futures_executor::block_on(before(async { 7 }, std::future::pending()));
+        assert_eq!(done, Some(7));
+        let late = futures_executor::block_on(before(std::future::pending::<u8>(), async {}));
+        assert_eq!(late, None);
     }
 
     #[test]

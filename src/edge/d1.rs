@@ -1,5 +1,7 @@
-//! The registry in D1: org settings, connected apps, users, app-user grants, registration
-//! tokens. Table map in `docs/storage.md`; schema in `migrations/`.
+//! The registry in D1: org settings, connected apps, users, app-user grants. Table map in
+//! `docs/storage.md`; schema in `migrations/`. Deleting an app and ending a user's tokens fan
+//! out to the shards first (`shards.rs`), then change D1: a shard that fails stops the change
+//! before anything in D1 says it happened.
 
 use serde::Deserialize;
 
@@ -9,8 +11,7 @@ use crate::core::cache::{TtlCache, ADMIN_STATE_TTL_MS};
 use crate::core::model::{App, OrgSettings, User};
 use crate::core::secret::SecretHash;
 use crate::core::storage::{
-    AppStore, AppUserGrant, GrantStore, RegistrationTokenStore, SettingsStore, StoreError,
-    UserStore,
+    AppStore, AppUserGrant, GrantStore, SettingsStore, StoreError, UserStore,
 };
 
 fn json<T: serde::Serialize>(v: &T) -> Result<String, StoreError> {
@@ -28,6 +29,9 @@ struct SettingsRow {
     allow_user_agent_flow: i64,
     allow_code_credentials_flow: i64,
     require_pkce: i64,
+    /// `shard_layout.high_water`, read with the settings (`shards.rs`).
+    #[serde(default)]
+    high_water: Option<u16>,
 }
 
 impl From<SettingsRow> for OrgSettings {
@@ -68,10 +72,13 @@ impl SettingsStore for EdgeStore {
         }
         let row: Option<SettingsRow> = self
             .first(
-                &format!("SELECT {SETTINGS_COLUMNS} FROM settings WHERE id = 1"),
+                &format!("SELECT {SETTINGS_COLUMNS}, (SELECT high_water FROM shard_layout WHERE id = 1) AS high_water FROM settings WHERE id = 1"),
                 &[],
             )
             .await?;
+        if let Some(r) = &row {
+            self.layout_seen(r.high_water).await?;
+        }
         let settings: Option<OrgSettings> = row.map(Into::into);
         if let Some(s) = &settings {
             ORG_ID.with(|c| *c.borrow_mut() = Some(s.org_id.clone()));
@@ -233,13 +240,19 @@ impl AppStore for EdgeStore {
     }
     async fn delete_app(&self, client_id: &str, now_s: u64) -> Result<bool, StoreError> {
         app_changed(client_id);
+        // The app's live access tokens keep their edge copies until they expire or their app
+        // lookup fails, which it does from now on (the app cache is forgotten above).
+        self.revoke_subject(None, Some(client_id), now_ms(), now_s)
+            .await?;
         let results = self
             .batch(vec![
-                self.stmt("DELETE FROM apps WHERE client_id = ?", &[Arg::Text(client_id)])?,
-                self.stmt("DELETE FROM app_user_grants WHERE client_id = ?", &[Arg::Text(client_id)])?,
                 self.stmt(
-                    "UPDATE token_families SET revoked_at = ? WHERE client_id = ? AND revoked_at IS NULL",
-                    &[Arg::Int(now_s), Arg::Text(client_id)],
+                    "DELETE FROM apps WHERE client_id = ?",
+                    &[Arg::Text(client_id)],
+                )?,
+                self.stmt(
+                    "DELETE FROM app_user_grants WHERE client_id = ?",
+                    &[Arg::Text(client_id)],
                 )?,
             ])
             .await?;
@@ -342,7 +355,13 @@ impl UserStore for EdgeStore {
         u: &User,
         revoke_tokens_at_s: Option<u64>,
     ) -> Result<bool, StoreError> {
-        let mut stmts = vec![self.stmt(
+        if let Some(now_s) = revoke_tokens_at_s {
+            // Every shard first: its families end, and codes minted before the change are
+            // refused there from now on.
+            self.revoke_subject(Some(&u.user_id), None, u.sessions_valid_from_ms, now_s)
+                .await?;
+        }
+        let changed = self.exec(
             "UPDATE users SET password_hash = ?, email = ?, name = ?, active = ?, sessions_valid_from_ms = ? WHERE user_id = ?",
             &[
                 Arg::Text(&u.password_hash),
@@ -352,15 +371,9 @@ impl UserStore for EdgeStore {
                 Arg::Int(u.sessions_valid_from_ms),
                 Arg::Text(&u.user_id),
             ],
-        )?];
-        if let Some(now_s) = revoke_tokens_at_s {
-            stmts.push(self.stmt(
-                "UPDATE token_families SET revoked_at = ? WHERE user_id = ? AND revoked_at IS NULL",
-                &[Arg::Int(now_s), Arg::Text(&u.user_id)],
-            )?);
-        }
-        let results = self.batch(stmts).await?;
-        Ok(results.first().map(changes) == Some(1))
+        )
+        .await?;
+        Ok(changed == 1)
     }
 }
 
@@ -440,21 +453,6 @@ impl GrantStore for EdgeStore {
         self.exec(
             "INSERT INTO app_user_grants (client_id, user_id, preauthorized, approved_scopes) VALUES (?, ?, 0, ?) ON CONFLICT (client_id, user_id) DO UPDATE SET approved_scopes = excluded.approved_scopes",
             &[Arg::Text(client_id), Arg::Text(user_id), Arg::Text(&scopes)],
-        )
-        .await?;
-        Ok(())
-    }
-}
-
-impl RegistrationTokenStore for EdgeStore {
-    async fn create_registration_token(
-        &self,
-        hash: &SecretHash,
-        expires_at_s: u64,
-    ) -> Result<(), StoreError> {
-        self.exec(
-            "INSERT INTO registration_tokens (token_hash, expires_at) VALUES (?, ?)",
-            &[Arg::Text(&hash.0), Arg::Int(expires_at_s)],
         )
         .await?;
         Ok(())

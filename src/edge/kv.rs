@@ -1,6 +1,6 @@
 //! Short-lived state in KV (`docs/storage.md`): code payloads, login sessions, pending
 //! authorization requests. Keys are hashes of the secrets; TTLs do the cleanup. Nothing here is
-//! trusted to be single-use: code redemption is decided in D1.
+//! trusted to be single-use: code redemption is decided in the family's shard.
 
 use super::now_ms;
 use super::store::EdgeStore;
@@ -10,12 +10,15 @@ use crate::core::oauth::authz::CODE_TTL_S;
 use crate::core::oauth::interaction::{INTERACTION_TTL_S, SESSION_TTL_S};
 use crate::core::secret::SecretHash;
 use crate::core::storage::{
-    AccessCopy, AccessCopyStore, CodeGrant, CodeStore, Interaction, InteractionStore, Session,
-    SessionStore, StoreError,
+    AccessCopy, AccessCopyStore, CodeGrant, CodeStore, Interaction, InteractionStore, Route,
+    Session, SessionStore, StoreError,
 };
 
 impl CodeStore for EdgeStore {
     async fn put_code(&self, hash: &SecretHash, code: &CodeGrant) -> Result<(), StoreError> {
+        if let Some(route) = Route::of_key(&code.family_id) {
+            self.placing_on(route).await?;
+        }
         self.kv_put(&format!("code:{}", hash.0), code, CODE_TTL_S)
             .await
     }

@@ -3,9 +3,11 @@
 
 mod crypto;
 mod d1;
-mod d1_tokens;
+mod dev;
 mod http;
 mod kv;
+mod shard_object;
+mod shards;
 mod store;
 
 use std::cell::RefCell;
@@ -74,7 +76,7 @@ async fn keys(env: &Env) -> Keys {
     keys
 }
 
-fn var(env: &Env, name: &str) -> Option<String> {
+pub(crate) fn var(env: &Env, name: &str) -> Option<String> {
     env.var(name)
         .map(|v| v.to_string())
         .ok()
@@ -82,16 +84,18 @@ fn var(env: &Env, name: &str) -> Option<String> {
         .filter(|v| !v.is_empty())
 }
 
-/// The cron trigger (`wrangler.toml` `[triggers]`): the scheduled cleanup of D1.
+/// The cron trigger (`wrangler.toml` `[triggers]`): the scheduled cleanup. D1 holds nothing
+/// that expires any more; the run asks every shard to purge now (each shard's own alarm does
+/// the same), so that a shard whose alarm was lost is still cleaned.
 #[event(scheduled)]
 async fn scheduled(_event: worker::ScheduledEvent, env: Env, _ctx: worker::ScheduleContext) {
-    let result = match store::EdgeStore::new(&env) {
+    let result = match store::EdgeStore::new(&env, store::Reads::Primary) {
         Ok(store) => crate::core::maintenance::run(&store, JsClock.now_s()).await,
         Err(e) => Err(crate::core::storage::StoreError::Backend(e.to_string())),
     };
     match result {
         Ok(p) => worker::console_log!(
-            "cleanup: {} expired access tokens, {} families, {} code redemptions, {} registration tokens removed",
+            "cleanup: {} expired access tokens, {} families, {} code redemptions, {} registration tokens removed from the shards",
             p.access_tokens,
             p.families,
             p.code_redemptions,
@@ -101,19 +105,36 @@ async fn scheduled(_event: worker::ScheduledEvent, env: Env, _ctx: worker::Sched
     }
 }
 
+/// Requests whose D1 reads must be the latest (`store::Reads::Primary`): the admin API, the
+/// development endpoints, and the login and consent forms (a password just changed, a user
+/// just deactivated).
+fn needs_primary(r: &crate::core::http::Request) -> bool {
+    r.path.starts_with("/admin")
+        || dev::is_dev_path(&r.path)
+        || (r.method == crate::core::http::Method::Post && r.path == "/services/oauth2/authorize")
+}
+
 #[event(fetch)]
 async fn fetch(req: worker::Request, env: Env, _ctx: Context) -> worker::Result<worker::Response> {
     let request = http::to_core(req).await;
-    let store = store::EdgeStore::new(&env)?;
+    let reads = match &request {
+        Ok(r) if needs_primary(r) => store::Reads::Primary,
+        _ => store::Reads::Nearest,
+    };
+    let store = store::EdgeStore::new(&env, reads)?;
     let (keys, stamp_key) = keys(&env).await;
     let config = Config {
         issuer: var(&env, "ISSUER").map(|i| i.trim_end_matches('/').to_owned()),
         admin_token: var(&env, "ADMIN_TOKEN").map(Secret::new),
         keys,
         stamp_key,
+        shards: store.shards.count,
     };
     let path = request.as_ref().map(|r| r.path.clone()).unwrap_or_default();
     let response = match request {
+        Ok(request) if dev::is_dev_path(&request.path) => {
+            dev::handle(&env, &store, &config, &request).await
+        }
         Ok(request) => {
             let ctx = Ctx {
                 store: &store,
@@ -141,8 +162,11 @@ async fn fetch(req: worker::Request, env: Env, _ctx: Context) -> worker::Result<
     }
     // Dev only (`EXPOSE_ROUND_TRIPS=1`): how many storage round trips this request made.
     let response = if var(&env, "EXPOSE_ROUND_TRIPS").as_deref() == Some("1") {
-        let (kv, d1) = store.round_trips();
-        response.with_header("x-storage-round-trips", &format!("kv={kv}; d1={d1}"))
+        let (kv, d1, shard) = store.round_trips();
+        response.with_header(
+            "x-storage-round-trips",
+            &format!("kv={kv}; d1={d1}; do={shard}"),
+        )
     } else {
         response
     };

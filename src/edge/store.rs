@@ -1,5 +1,6 @@
-//! The KV/D1-backed store. Every call to KV or D1 goes through [`EdgeStore::kv_call`] or
-//! [`EdgeStore::d1_call`], which count round trips per request (exposed in dev, see `mod.rs`).
+//! The KV/D1/shard-backed store. Every call to KV, D1 or a shard goes through
+//! [`EdgeStore::kv_call`], [`EdgeStore::d1_call`] or `Shards::call`, which count round trips per
+//! request (exposed in dev, see `mod.rs`).
 
 use std::cell::Cell;
 use std::future::Future;
@@ -7,15 +8,23 @@ use std::future::Future;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use wasm_bindgen::JsValue;
-use worker::{D1Database, D1PreparedStatement, D1Result, Env, KvStore, RateLimiter};
+use worker::{
+    D1Database, D1DatabaseSession, D1PreparedStatement, D1Result, D1SessionConstraint, Env,
+    KvStore, RateLimiter,
+};
 
+use super::shards::Shards;
 use crate::core::storage::{Limit, RateLimiter as Throttle};
 
 use crate::core::storage::StoreError;
 
 pub struct EdgeStore {
     pub kv: KvStore,
-    pub db: D1Database,
+    /// This request's D1 session (`Reads`): one sequentially consistent view, from the
+    /// primary or from the nearest replica.
+    db: Db,
+    /// Token families and everything single-use (`shards.rs`).
+    pub shards: Shards,
     /// `RL_LOGIN`, `RL_LOGIN_IP` and `RL_CLIENT`; a missing one fails the requests that need
     /// it (fail closed), it never switches throttling off.
     login_limiter: Option<RateLimiter>,
@@ -52,11 +61,58 @@ impl From<&Arg<'_>> for JsValue {
     }
 }
 
+/// Where a request's D1 reads start (D1 read replication, `docs/scaling.md` "Reads"). Writes
+/// always go to the primary, and a session reads its own writes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reads {
+    /// The admin API, the login and consent forms, the cron: what they check or show must be
+    /// the latest (a password just changed, an app just created).
+    Primary,
+    /// Every other request: the nearest replica. What a stale read could let through is
+    /// decided elsewhere: single use and bulk revocation in the shards, a code's validity by
+    /// the time its user authenticated.
+    Nearest,
+}
+
+/// A D1 session, or the database itself where the runtime has no sessions.
+enum Db {
+    Session(D1DatabaseSession),
+    Plain(D1Database),
+}
+
+impl Db {
+    fn open(db: D1Database, reads: Reads) -> Self {
+        let constraint = match reads {
+            Reads::Primary => D1SessionConstraint::FirstPrimary,
+            Reads::Nearest => D1SessionConstraint::FirstUnconstrained,
+        };
+        match db.with_session_constraint(constraint) {
+            Ok(session) => Db::Session(session),
+            Err(_) => Db::Plain(db),
+        }
+    }
+
+    fn prepare(&self, sql: &str) -> D1PreparedStatement {
+        match self {
+            Db::Session(s) => s.prepare(sql),
+            Db::Plain(d) => d.prepare(sql),
+        }
+    }
+
+    async fn batch(&self, stmts: Vec<D1PreparedStatement>) -> worker::Result<Vec<D1Result>> {
+        match self {
+            Db::Session(s) => s.batch(stmts).await,
+            Db::Plain(d) => d.batch(stmts).await,
+        }
+    }
+}
+
 impl EdgeStore {
-    pub fn new(env: &Env) -> worker::Result<Self> {
+    pub fn new(env: &Env, reads: Reads) -> worker::Result<Self> {
         Ok(Self {
             kv: env.kv("KV")?,
-            db: env.d1("DB")?,
+            db: Db::open(env.d1("DB")?, reads),
+            shards: Shards::new(env),
             login_limiter: env.rate_limiter("RL_LOGIN").ok(),
             login_ip_limiter: env.rate_limiter("RL_LOGIN_IP").ok(),
             client_limiter: env.rate_limiter("RL_CLIENT").ok(),
@@ -65,8 +121,13 @@ impl EdgeStore {
         })
     }
 
-    pub fn round_trips(&self) -> (u32, u32) {
-        (self.kv_trips.get(), self.d1_trips.get())
+    /// KV, D1 and shard round trips so far.
+    pub fn round_trips(&self) -> (u32, u32, u32) {
+        (
+            self.kv_trips.get(),
+            self.d1_trips.get(),
+            self.shards.trips(),
+        )
     }
 
     pub async fn kv_call<T, E: std::fmt::Display>(

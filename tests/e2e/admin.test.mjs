@@ -7,6 +7,7 @@ import { createHash, createHmac } from 'node:crypto';
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { startTestWorker } from './harness.mjs';
+import { shardRows } from './shard-db.mjs';
 import { authorize, pkcePair, tokenRequest } from './flow.mjs';
 
 const CB = 'http://127.0.0.1:9/cb';
@@ -611,7 +612,8 @@ test('registration tokens: 201, at least 256 bits, only the hash stored', async 
   assert.match(tok, BASE62);
   assert.ok(r.json.expires_at >= t0 + 86400 - 5 && r.json.expires_at <= nowS() + 86400 + 5, `expires_at ${r.json.expires_at}`);
   assert.match(r.headers.get('cache-control') ?? '', /no-store/);
-  const stored = rows('select * from registration_tokens');
+  // Single use is decided in the shard the token's route names (its first two characters).
+  const stored = shardRows(w.stateDir, 'select * from registration_tokens');
   const mine = stored.find((x) => x.token_hash === sha256hex(tok));
   assert.ok(mine, `no row with the token's hash: ${JSON.stringify(stored)}`);
   assert.equal(mine.expires_at, r.json.expires_at);
@@ -652,7 +654,7 @@ test('secrets and passwords: only hashes in D1 and local state, never in the wor
   const t = await token({ grant_type: 'authorization_code', code: c.code, client_id: app.client_id, client_secret: rot.json.client_secret, redirect_uri: CB, code_verifier: c.verifier });
   assert.equal(t.status, 200, t.text);
   const tokens = [t.json.access_token, t.json.refresh_token, c.code];
-  const storedTokens = rows('select token_hash from tokens').map((x) => x.token_hash);
+  const storedTokens = shardRows(w.stateDir, 'select token_hash from tokens').map((x) => x.token_hash);
   assert.ok(storedTokens.includes(sha256hex(t.json.access_token)));
   assert.ok(storedTokens.includes(sha256hex(t.json.refresh_token)));
 

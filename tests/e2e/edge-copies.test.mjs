@@ -49,7 +49,7 @@ test('the access token copy is written to KV at issuance, with what validation n
   assert.ok(!r.stdout.includes(tokens.access_token) && !r.stdout.includes(tokens.refresh_token), 'no token value in the copy');
 });
 
-test('a young token whose copy has not arrived is validated from D1; once revoked, its copy is gone and it fails', async () => {
+test('a young token whose copy has not arrived is validated from its shard; once revoked, its copy is gone and it fails', async () => {
   const { tokens } = await tokensFor('copy-b', { jwt_access_tokens: true });
   const key = `at:${sha256hex(tokens.access_token)}`;
   // As if the copy had not reached this location: delete it from KV, and let the isolate's
@@ -58,15 +58,16 @@ test('a young token whose copy has not arrived is validated from D1; once revoke
   await new Promise((r) => setTimeout(r, 5500));
   const r = await userinfo(tokens.access_token);
   assert.equal(r.status, 200, await r.text());
-  assert.equal(trips(r), 'kv=1; d1=1', 'the copy is missing (KV), the token is young: D1 answers');
-  // A forged token of the same shape is not young (its stamp does not verify): no D1 read.
+  assert.equal(trips(r), 'kv=1; d1=1; do=1', 'the copy is missing (KV), the token is young: its shard answers, D1 gives the user');
+  // A forged token of the same shape is not young (its stamp does not verify): no shard or D1 read.
   const [h, p, s] = tokens.access_token.split('.');
   const claims = JSON.parse(Buffer.from(p, 'base64url'));
-  claims.jti = `${'Z'.repeat(22)}${claims.jti.slice(22)}`;
+  // Same route (the first two characters), another random part: the stamp no longer verifies.
+  claims.jti = `${claims.jti.slice(0, 2)}${'Z'.repeat(22)}${claims.jti.slice(24)}`;
   const forged = [h, Buffer.from(JSON.stringify(claims)).toString('base64url'), s].join('.');
   const f = await userinfo(forged);
   assert.equal(f.status, 401);
-  assert.equal(trips(f), 'kv=1; d1=0');
+  assert.equal(trips(f), 'kv=1; d1=0; do=0');
   // Revoking the family ends the token at once here, copy or not.
   const rv = await fetch(`${w.baseUrl}/services/oauth2/revoke`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams({ token: tokens.refresh_token }) });
   assert.equal(rv.status, 200);

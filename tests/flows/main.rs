@@ -11,4 +11,5 @@ mod hardening;
 mod maintenance;
 mod performance;
 mod refresh;
+mod scale;
 mod token_endpoints;

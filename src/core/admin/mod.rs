@@ -65,6 +65,11 @@ impl From<StoreError> for AdminError {
                 code: "server_error",
                 message: "internal error".into(),
             },
+            StoreError::Unavailable(_) => Self {
+                status: 503,
+                code: "temporarily_unavailable",
+                message: "a storage shard is unavailable; nothing was changed in it, retry".into(),
+            },
         }
     }
 }

@@ -5,8 +5,8 @@ use serde::Deserialize;
 use super::{json, json_object, typed, AdminError, AdminResult};
 use crate::core::config::Ctx;
 use crate::core::http::Request;
+use crate::core::oauth::bearer::token_key;
 use crate::core::org::org_settings;
-use crate::core::secret::Secret;
 use crate::core::storage::Store;
 
 #[derive(Deserialize)]
@@ -59,10 +59,10 @@ pub async fn mint_registration_token<S: Store>(ctx: &Ctx<'_, S>, req: &Request) 
             "expires_in_s must be between 60 and 31536000",
         ));
     }
-    let token = Secret::random_base62(ctx.rng, 43);
+    let token = crate::core::oauth::issue::routed_secret(ctx, 41);
     let expires_at = ctx.now_s() + ttl;
     ctx.store
-        .create_registration_token(&token.hash(), expires_at)
+        .create_registration_token(&token_key(token.expose()), expires_at)
         .await?;
     json(
         201,

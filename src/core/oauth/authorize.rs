@@ -54,7 +54,7 @@ async fn handle<S: Store>(
         ));
     }
     let user = match session {
-        Some(s) if !needs_login(ctx, &areq, s.auth_time_s) => Some(s),
+        Some(s) if !needs_login(ctx, &areq, s.authn.auth_time_s) => Some(s),
         _ if areq.prompt.none => {
             let e = areq
                 .prompt
@@ -64,9 +64,7 @@ async fn handle<S: Store>(
         _ => None,
     };
     match user {
-        Some(s) => {
-            interaction::proceed(ctx, req, &app, areq, &s.user, s.auth_time_s, s.grant).await
-        }
+        Some(s) => interaction::proceed(ctx, req, &app, areq, &s.user, s.authn, s.grant).await,
         None => interaction::start(ctx, req, &app, areq, None).await,
     }
 }

@@ -118,7 +118,7 @@ pub async fn issue_code<S: Store>(
     areq: &AuthorizationRequest,
     user_id: &str,
     user: Option<UserClaims>,
-    auth_time_s: u64,
+    authn: super::interaction::Authn,
 ) -> Result<Response, Failure> {
     let code = Secret::random_base62(ctx.rng, 43);
     let grant = CodeGrant {
@@ -128,10 +128,10 @@ pub async fn issue_code<S: Store>(
         nonce: areq.nonce.clone(),
         scopes: areq.scopes.clone(),
         user_id: user_id.to_owned(),
-        auth_time_s,
+        auth_time_s: authn.auth_time_s,
         expires_at_s: ctx.now_s() + CODE_TTL_S,
-        issued_at_ms: ctx.clock.now_ms(),
-        family_id: Secret::random_base62(ctx.rng, 24).expose().to_owned(),
+        authenticated_at_ms: authn.started_ms,
+        family_id: super::issue::new_family_id(ctx),
         user,
     };
     ctx.store.put_code(&code.hash(), &grant).await?;

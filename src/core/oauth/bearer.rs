@@ -13,7 +13,9 @@ use crate::core::config::Ctx;
 use crate::core::http::{Method, Params, Request};
 use crate::core::keys::TYP_ACCESS_TOKEN;
 use crate::core::secret::Secret;
-use crate::core::storage::{AccessCopy, FoundToken, Store, StoreError, TokenKind, UserClaims};
+use crate::core::storage::{
+    AccessCopy, FoundToken, Route, Store, StoreError, TokenKey, TokenKind, UserClaims,
+};
 
 /// Where a resource endpoint takes its token from, besides the `Authorization: Bearer` header
 /// and a form-encoded POST body's `access_token` (RFC 6750 §2.1, §2.2).
@@ -61,13 +63,30 @@ pub async fn find<S: Store>(
     if is_foreign_jwt(token) {
         return Ok(None);
     }
-    ctx.store.find_token(&Secret::new(token).hash()).await
+    ctx.store.find_token(&token_key(token)).await
 }
 
-/// The live access token behind `token`, from its edge copy (KV). D1 is asked only for a
-/// token whose authenticated age stamp (`stamp.rs`) says it is young enough that its copy may
+/// How a presented token is looked up: its hash, and the route its shape carries — in the
+/// `jti` of a JWT, after the org prefix of an opaque access token, at the start of anything
+/// else (refresh tokens, initial access tokens).
+pub fn token_key(token: &str) -> TokenKey {
+    let route = match jws_part(token, 1) {
+        Some(claims) => claims
+            .get("jti")
+            .and_then(|j| j.as_str())
+            .and_then(Route::of_key),
+        None => Route::of_key(token.rsplit_once('!').map_or(token, |(_, rest)| rest)),
+    };
+    TokenKey {
+        hash: Secret::new(token).hash(),
+        route,
+    }
+}
+
+/// The live access token behind `token`, from its edge copy (KV). Its shard is asked only for
+/// a token whose authenticated age stamp (`stamp.rs`) says it is young enough that its copy may
 /// not have reached this location yet: a flood of random, forged or old tokens never reaches
-/// D1. A deleted app's tokens die with it, through the isolate's app cache.
+/// a shard. A deleted app's tokens die with it, through the isolate's app cache.
 pub async fn live_access<S: Store>(
     ctx: &Ctx<'_, S>,
     token: &str,
@@ -75,13 +94,13 @@ pub async fn live_access<S: Store>(
     if is_foreign_jwt(token) {
         return Ok(None);
     }
-    let hash = Secret::new(token).hash();
+    let key = token_key(token);
     let now = ctx.now_s();
-    let copy = match ctx.store.get_access_copy(&hash).await? {
+    let copy = match ctx.store.get_access_copy(&key.hash).await? {
         Some(copy) => Some(copy),
         None if is_young(ctx, token, now) => ctx
             .store
-            .find_token(&hash)
+            .find_token(&key)
             .await?
             .and_then(|found| copy_of_record(found, now)),
         None => None,
@@ -95,7 +114,7 @@ pub async fn live_access<S: Store>(
     Ok(Some(copy))
 }
 
-/// What the edge copy of a live access token would say, from its D1 record.
+/// What the edge copy of a live access token would say, from its stored record.
 fn copy_of_record(found: FoundToken, now_s: u64) -> Option<AccessCopy> {
     if found.token.kind != TokenKind::Access || !found.is_active(now_s) {
         return None;

@@ -30,6 +30,9 @@ pub enum ErrorCode {
     RequestUriNotSupported,
     RateLimitExceeded,
     ServerError,
+    /// RFC 6749 §4.1.2.1: the part of the server that owns this request's key is unavailable
+    /// for now (a shard); nothing was used up, and the request may be retried.
+    TemporarilyUnavailable,
 }
 
 impl ErrorCode {
@@ -55,6 +58,7 @@ impl ErrorCode {
             Self::RequestUriNotSupported => "request_uri_not_supported",
             Self::RateLimitExceeded => "rate_limit_exceeded",
             Self::ServerError => "server_error",
+            Self::TemporarilyUnavailable => "temporarily_unavailable",
         }
     }
 }
@@ -110,6 +114,7 @@ impl OAuthError {
             ErrorCode::InvalidClient | ErrorCode::InvalidToken => 401,
             ErrorCode::RateLimitExceeded => 429,
             ErrorCode::ServerError => 500,
+            ErrorCode::TemporarilyUnavailable => 503,
             _ => 400,
         }
     }
@@ -160,6 +165,7 @@ impl OAuthError {
             ),
             // The bindings count per 60-second period.
             ErrorCode::RateLimitExceeded => resp.with_header("retry-after", "60"),
+            ErrorCode::TemporarilyUnavailable => resp.with_header("retry-after", "5"),
             _ => resp,
         }
     }
@@ -203,8 +209,14 @@ impl From<crate::core::keys::KeyError> for OAuthError {
 }
 
 impl From<StoreError> for OAuthError {
-    fn from(_: StoreError) -> Self {
-        Self::server_error()
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Unavailable(_) => Self::new(
+                ErrorCode::TemporarilyUnavailable,
+                "storage for this token is unavailable; retry shortly",
+            ),
+            StoreError::Conflict(_) | StoreError::Backend(_) => Self::server_error(),
+        }
     }
 }
 

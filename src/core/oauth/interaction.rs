@@ -48,22 +48,35 @@ pub async fn current_session<S: Store>(
         .filter(|(u, _)| u.active && session.created_at_ms >= u.sessions_valid_from_ms)
         .map(|(user, grant)| SessionUser {
             user,
-            auth_time_s: session.auth_time_s,
+            authn: Authn {
+                auth_time_s: session.auth_time_s,
+                started_ms: session.created_at_ms,
+            },
             grant: grant.unwrap_or_default(),
         }))
+}
+
+/// When the user authenticated: `auth_time` (OIDC Core §2) for ID tokens, and the session's
+/// start to the millisecond, which a password change or deactivation after it ends. A code
+/// carries the start, so its redemption is refused after such a change even when the user was
+/// read from a replica that had not seen the change yet.
+#[derive(Clone, Copy, Debug)]
+pub struct Authn {
+    pub auth_time_s: u64,
+    pub started_ms: u64,
 }
 
 /// The user of a live browser session, and what they granted the app being authorized.
 pub struct SessionUser {
     pub user: User,
-    pub auth_time_s: u64,
+    pub authn: Authn,
     pub grant: AppUserGrant,
 }
 
 /// A logged-in user on their way to the consent page.
 pub struct LoggedIn<'a> {
     pub user: &'a User,
-    pub auth_time_s: u64,
+    pub authn: Authn,
     /// What they approved for this app before; a new approval adds to it.
     pub approved_scopes: Vec<String>,
 }
@@ -89,7 +102,8 @@ pub async fn start<S: Store>(
         browser_hash: browser.hash(),
         user_id: user.as_ref().map(|u| u.user.user_id.clone()),
         user_claims: user.as_ref().map(|u| UserClaims::from(u.user)),
-        auth_time_s: user.as_ref().map(|u| u.auth_time_s),
+        auth_time_s: user.as_ref().map(|u| u.authn.auth_time_s),
+        session_started_ms: user.as_ref().map(|u| u.authn.started_ms),
         approved_scopes: user
             .as_ref()
             .map(|u| u.approved_scopes.clone())
@@ -123,7 +137,7 @@ pub async fn proceed<S: Store>(
     app: &App,
     areq: AuthorizationRequest,
     user: &User,
-    auth_time_s: u64,
+    authn: Authn,
     grant: AppUserGrant,
 ) -> Result<Response, Failure> {
     if app.policy.permitted_users == PermittedUsers::AdminApproved {
@@ -134,14 +148,14 @@ pub async fn proceed<S: Store>(
             ));
         }
         // Pre-authorized users skip the consent page, as in Salesforce.
-        return issue_code(ctx, &areq, &user.user_id, Some(user.into()), auth_time_s).await;
+        return issue_code(ctx, &areq, &user.user_id, Some(user.into()), authn).await;
     }
     let approved = grant.approved_scopes.unwrap_or_default();
     if areq.scopes.iter().all(|x| approved.contains(x))
         && !approved.is_empty()
         && !areq.prompt.consent
     {
-        return issue_code(ctx, &areq, &user.user_id, Some(user.into()), auth_time_s).await;
+        return issue_code(ctx, &areq, &user.user_id, Some(user.into()), authn).await;
     }
     if areq.prompt.none {
         let e = areq
@@ -151,7 +165,7 @@ pub async fn proceed<S: Store>(
     }
     let logged_in = LoggedIn {
         user,
-        auth_time_s,
+        authn,
         approved_scopes: approved,
     };
     start(ctx, req, app, areq, Some(logged_in)).await
@@ -259,7 +273,11 @@ async fn handle_post<S: Store>(
             .app_user_grant(&app.client_id, &user.user_id)
             .await?
             .unwrap_or_default();
-        let resp = match proceed(ctx, req, &app, areq, &user, now, grant).await {
+        let authn = Authn {
+            auth_time_s: now,
+            started_ms: session.created_at_ms,
+        };
+        let resp = match proceed(ctx, req, &app, areq, &user, authn, grant).await {
             Ok(r) => r,
             Err(f) => f.into_response(ctx),
         };
@@ -277,7 +295,12 @@ async fn handle_post<S: Store>(
         ));
     }
     // The consent form was rendered for this user in this browser (CSRF token + browser cookie).
-    let auth_time = record.auth_time_s.unwrap_or_else(|| ctx.now_s());
+    let authn = Authn {
+        auth_time_s: record.auth_time_s.unwrap_or_else(|| ctx.now_s()),
+        started_ms: record
+            .session_started_ms
+            .unwrap_or_else(|| ctx.clock.now_ms()),
+    };
     // Remembered approvals accumulate: approving more scopes keeps the earlier ones.
     let mut scopes = record.approved_scopes.clone();
     scopes.extend(
@@ -289,7 +312,7 @@ async fn handle_post<S: Store>(
     ctx.store
         .record_approval(&app.client_id, user_id, &scopes)
         .await?;
-    issue_code(ctx, &areq, user_id, record.user_claims.clone(), auth_time).await
+    issue_code(ctx, &areq, user_id, record.user_claims.clone(), authn).await
 }
 
 /// Every login attempt counts twice: against the username from this address (so guessing one

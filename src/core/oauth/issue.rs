@@ -11,7 +11,7 @@ use crate::core::keys::{TYP_ACCESS_TOKEN, TYP_ID_TOKEN};
 use crate::core::model::{App, NamedRefreshPolicy, RefreshTokenPolicy};
 use crate::core::secret::{b64url, salesforce_signature, sha256, Secret, SecretHash};
 use crate::core::storage::{
-    AccessCopy, Store, StoreError, TokenKind, TokenRecord, TokenState, UserClaims,
+    AccessCopy, Route, Store, StoreError, TokenKind, TokenRecord, TokenState, UserClaims,
 };
 
 /// The identity URL of a user: `sub` of ID tokens and `id` of token responses.
@@ -35,9 +35,10 @@ pub fn refresh_allowed(app: &App, scopes: &ScopeSet) -> bool {
         && app.policy.refresh_token_policy != RefreshTokenPolicy::Named(NamedRefreshPolicy::Zero)
 }
 
-/// An access token — opaque `{org_id}!{random}{stamp}` (Salesforce's shape, §0.4, with 256
-/// bits of randomness and an age stamp, see `stamp.rs`), or a JWT — and, when asked for, a
-/// refresh token of 64 base62 characters.
+/// An access token — opaque `{org_id}!{route}{random}{stamp}` (Salesforce's shape, §0.4, with
+/// 244 bits of randomness and an age stamp, see `stamp.rs`), or a JWT — and, when asked for, a
+/// refresh token `{route}{random}` of 64 base62 characters (369 random bits). Every token starts
+/// (after the org prefix, or in its `jti`) with its family's route (`storage/route.rs`).
 pub async fn mint<S: Store>(
     ctx: &Ctx<'_, S>,
     grant: &Grant<'_>,
@@ -46,15 +47,16 @@ pub async fn mint<S: Store>(
 ) -> Result<Minted, OAuthError> {
     let now = ctx.now_s();
     let app = grant.app;
+    let route = Route::of_key(family_id).unwrap_or(Route(0)).encode();
+    let routed = |len: usize| format!("{route}{}", Secret::random_base62(ctx.rng, len).expose());
     let access = if app.policy.jwt_access_tokens {
-        jwt_access_token(ctx, grant).await?
+        jwt_access_token(ctx, grant, routed(22)).await?
     } else {
-        let random = Secret::random_base62(ctx.rng, 43);
-        let random = random.expose();
+        let random = routed(41);
         Secret::new(format!(
             "{}!{random}{}",
             grant.org_id,
-            age_stamp(ctx, random)
+            age_stamp(ctx, &random)
         ))
     };
     let expires_at_s = now + app.policy.access_token_ttl_s;
@@ -68,7 +70,7 @@ pub async fn mint<S: Store>(
         state: TokenState::Active,
     };
     let mut records = vec![record(&access, TokenKind::Access, Some(expires_at_s))];
-    let refresh = with_refresh.then(|| Secret::random_base62(ctx.rng, 64));
+    let refresh = with_refresh.then(|| Secret::new(routed(62)));
     if let Some(r) = &refresh {
         // Refresh expiry follows the app's policy at presentation time (§3), not a stored date.
         records.push(record(r, TokenKind::Refresh, None));
@@ -109,6 +111,19 @@ pub async fn publish<S: Store>(ctx: &Ctx<'_, S>, minted: &Minted) -> Result<(), 
     ctx.store.put_access_copy(hash, copy).await
 }
 
+/// A new family id, `{route}{random 22}`: its route is picked among the configured shards.
+pub fn new_family_id<S: Store>(ctx: &Ctx<'_, S>) -> String {
+    routed_secret(ctx, 22).expose().to_owned()
+}
+
+/// A secret `{route}{random}` that starts a single-use record of its own (an initial access
+/// token): routed by a hash of its random part.
+pub fn routed_secret<S: Store>(ctx: &Ctx<'_, S>, random_len: usize) -> Secret {
+    let random = Secret::random_base62(ctx.rng, random_len);
+    let route = Route::pick(random.expose(), ctx.config.shards);
+    Secret::new(format!("{}{}", route.encode(), random.expose()))
+}
+
 /// Revokes a family and drops the edge copies of its live access tokens.
 pub async fn revoke_family<S: Store>(
     ctx: &Ctx<'_, S>,
@@ -128,10 +143,9 @@ pub async fn revoke_family<S: Store>(
 async fn jwt_access_token<S: Store>(
     ctx: &Ctx<'_, S>,
     grant: &Grant<'_>,
+    random: String,
 ) -> Result<Secret, OAuthError> {
     let now = ctx.now_s();
-    let random = Secret::random_base62(ctx.rng, 22);
-    let random = random.expose();
     let claims = serde_json::json!({
         "iss": ctx.issuer,
         "sub": identity_url(ctx, grant.org_id, grant.user_id),
@@ -142,7 +156,7 @@ async fn jwt_access_token<S: Store>(
         "iat": now,
         "nbf": now,
         "exp": now + grant.app.policy.access_token_ttl_s,
-        "jti": format!("{random}{}", age_stamp(ctx, random)),
+        "jti": format!("{random}{}", age_stamp(ctx, &random)),
     });
     let mut header = serde_json::Map::new();
     header.insert("tty".into(), "sfdc-core-token".into());

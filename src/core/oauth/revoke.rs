@@ -1,12 +1,13 @@
 //! `/services/oauth2/revoke` (RFC 7009). Salesforce clients send the token alone, by POST or
 //! GET (salesforce-reference.md §12.1); a client that authenticates may revoke only its own.
 
+use super::bearer::token_key;
 use super::client_auth::{authenticate, credentials};
 use super::error::OAuthError;
 use crate::core::config::Ctx;
 use crate::core::http::{Method, Request, Response};
-use crate::core::secret::{Secret, SecretHash};
-use crate::core::storage::{Store, StoreError};
+use crate::core::secret::Secret;
+use crate::core::storage::{Store, StoreError, TokenKey};
 
 pub async fn handle<S: Store>(ctx: &Ctx<'_, S>, req: &Request) -> Response {
     match revoke(ctx, req).await {
@@ -25,31 +26,31 @@ async fn revoke<S: Store>(ctx: &Ctx<'_, S>, req: &Request) -> Result<Response, O
             .get("token")?
             .ok_or_else(|| OAuthError::invalid_request("token required"))?,
     );
-    let hash = token.hash();
+    let key = token_key(token.expose());
     let now = ctx.now_s();
     if let Some(creds) = credentials(req, &params)? {
         let client = authenticate(ctx, req, Some(creds), |_| false).await?;
         let owned = ctx
             .store
-            .find_token(&hash)
+            .find_token(&key)
             .await?
             .is_some_and(|f| f.family.client_id == client.app.client_id);
         if owned {
-            revoke_token(ctx, &hash, now).await?;
+            revoke_token(ctx, &key, now).await?;
         }
     } else {
-        revoke_token(ctx, &hash, now).await?;
+        revoke_token(ctx, &key, now).await?;
     }
     // RFC 7009 §2.2: 200 whether or not the token was known, so revocation is no token oracle.
     Ok(Response::empty(200).no_store())
 }
 
-/// Revokes in D1 (the record), then drops the edge copies of what it ended.
+/// Revokes the record (in its shard), then drops the edge copies of what it ended.
 async fn revoke_token<S: Store>(
     ctx: &Ctx<'_, S>,
-    hash: &SecretHash,
+    key: &TokenKey,
     now_s: u64,
 ) -> Result<(), StoreError> {
-    let ended = ctx.store.revoke_token(hash, now_s).await?;
+    let ended = ctx.store.revoke_token(key, now_s).await?;
     ctx.store.drop_access_copies(&ended).await
 }

@@ -1,5 +1,6 @@
-//! In-memory stores for native tests. Same semantics as the KV/D1 implementations, including
-//! the single-use decisions, so flow tests exercise the real rules.
+//! In-memory stores for native tests. Same semantics as the KV/D1/shard implementations,
+//! including the single-use decisions, so flow tests exercise the real rules. Lookups by key
+//! honour routes as a sharded store does: a key whose route is not its family's finds nothing.
 
 use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -30,6 +31,8 @@ pub struct MemoryStore {
     token_reads: std::cell::Cell<u32>,
     /// Makes every edge-copy write fail, as a KV outage would.
     copy_writes_fail: std::cell::Cell<bool>,
+    /// A shard that is down: every operation on a key it owns is `Unavailable`.
+    down: std::cell::Cell<Option<Route>>,
     attempts: RefCell<HashMap<(Limit, String), u32>>,
 }
 
@@ -57,6 +60,21 @@ impl MemoryStore {
     /// From now on every edge-copy write fails (a KV outage).
     pub fn fail_access_copy_writes(&self) {
         self.copy_writes_fail.set(true);
+    }
+
+    /// From now on the shard `route` is down (`None`: every shard is up again).
+    pub fn take_shard_down(&self, route: Option<Route>) {
+        self.down.set(route);
+    }
+
+    /// `Unavailable` if the shard of `key` (a family id, or a token's route) is down.
+    fn shard_up(&self, route: Option<Route>) -> Result<(), StoreError> {
+        match (self.down.get(), route) {
+            (Some(down), Some(r)) if down == r => {
+                Err(StoreError::Unavailable(format!("shard {} is down", r.0)))
+            }
+            _ => Ok(()),
+        }
     }
 
     /// How many times a token record was looked up.
@@ -266,12 +284,17 @@ impl GrantStore for MemoryStore {
 impl RegistrationTokenStore for MemoryStore {
     async fn create_registration_token(
         &self,
-        hash: &SecretHash,
+        key: &TokenKey,
         expires_at_s: u64,
     ) -> Result<(), StoreError> {
+        if key.route.is_none() {
+            return Err(StoreError::Backend(
+                "registration token without a route".into(),
+            ));
+        }
         self.registration_tokens
             .borrow_mut()
-            .insert(hash.0.clone(), expires_at_s);
+            .insert(key.hash.0.clone(), expires_at_s);
         Ok(())
     }
 }
@@ -324,6 +347,7 @@ impl TokenStore for MemoryStore {
         issue: &Issue,
         user_valid_at_ms: u64,
     ) -> Result<Redemption, StoreError> {
+        self.shard_up(Route::of_key(&issue.family.family_id))?;
         if self
             .redeemed_codes
             .borrow_mut()
@@ -346,11 +370,13 @@ impl TokenStore for MemoryStore {
         self.insert_tokens(&issue.tokens);
         Ok(Redemption::Issued)
     }
-    async fn find_token(&self, hash: &SecretHash) -> Result<Option<FoundToken>, StoreError> {
+    async fn find_token(&self, key: &TokenKey) -> Result<Option<FoundToken>, StoreError> {
         self.token_reads.set(self.token_reads.get() + 1);
-        let Some(token) = self.tokens.borrow().get(&hash.0).cloned() else {
+        self.shard_up(key.route)?;
+        let Some(token) = self.routed_token(key) else {
             return Ok(None);
         };
+        let hash = &key.hash;
         let family = self.families.borrow().get(&token.family_id).cloned();
         let rotated_at_ms = self.rotated.borrow().get(&hash.0).copied();
         Ok(family.map(|family| FoundToken {
@@ -367,8 +393,12 @@ impl TokenStore for MemoryStore {
         tokens: &[TokenRecord],
         now_ms: u64,
     ) -> Result<Rotation, StoreError> {
+        self.shard_up(Route::of_key(family_id))?;
         if let Some(&rotated_at_ms) = self.rotated.borrow().get(&old.0) {
             return Ok(Rotation::Reused { rotated_at_ms });
+        }
+        if !self.family_live(family_id) {
+            return Ok(Rotation::Revoked);
         }
         self.rotated.borrow_mut().insert(old.0.clone(), now_ms);
         if let Some(t) = self.tokens.borrow_mut().get_mut(&old.0) {
@@ -382,27 +412,33 @@ impl TokenStore for MemoryStore {
         family_id: &str,
         tokens: &[TokenRecord],
         now_ms: u64,
-    ) -> Result<(), StoreError> {
+    ) -> Result<bool, StoreError> {
+        self.shard_up(Route::of_key(family_id))?;
+        if !self.family_live(family_id) {
+            return Ok(false);
+        }
         if let Some(f) = self.families.borrow_mut().get_mut(family_id) {
             f.last_used_at_ms = now_ms;
         }
         self.insert_tokens(tokens);
-        Ok(())
+        Ok(true)
     }
     async fn revoke_family(
         &self,
         family_id: &str,
         now_s: u64,
     ) -> Result<Vec<SecretHash>, StoreError> {
+        self.shard_up(Route::of_key(family_id))?;
         Ok(self.revoke_families_where(now_s, |f| f.family_id == family_id))
     }
     async fn revoke_token(
         &self,
-        hash: &SecretHash,
+        key: &TokenKey,
         now_s: u64,
     ) -> Result<Vec<SecretHash>, StoreError> {
-        let token = self.tokens.borrow().get(&hash.0).cloned();
-        match token {
+        let hash = &key.hash;
+        self.shard_up(key.route)?;
+        match self.routed_token(key) {
             Some(t) if t.kind == TokenKind::Refresh => {
                 self.revoke_family(&t.family_id, now_s).await
             }
@@ -442,6 +478,20 @@ impl TokenStore for MemoryStore {
 }
 
 impl MemoryStore {
+    /// The token `key` names, if the route it carries is its family's (as a sharded store
+    /// would look only in the shard the route names).
+    fn routed_token(&self, key: &TokenKey) -> Option<TokenRecord> {
+        let token = self.tokens.borrow().get(&key.hash.0).cloned()?;
+        (key.route.is_some() && key.route == Route::of_key(&token.family_id)).then_some(token)
+    }
+
+    fn family_live(&self, family_id: &str) -> bool {
+        self.families
+            .borrow()
+            .get(family_id)
+            .is_some_and(|f| f.revoked_at_s.is_none())
+    }
+
     fn purge_now(&self, c: &Cutoffs) -> Purged {
         let limit = c.limit as usize;
         let mut purged = Purged::default();

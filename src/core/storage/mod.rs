@@ -1,18 +1,23 @@
 //! Storage, one async trait per aggregate (STYLE §3). Methods are named for the transition they
 //! make. Lookups return `Result<Option<T>, StoreError>`.
 //!
-//! What lives where (`docs/storage.md` has the full key/table map):
-//! - D1 (strongly consistent, conditional writes): settings, apps, users, app-user grants,
-//!   registration tokens, token families and tokens, code redemptions. Everything single-use or
-//!   ordered — code redemption, refresh rotation, revocation — is decided here.
+//! What lives where (`docs/storage.md` has the full key/table map, `docs/scaling.md` the why):
+//! - Shards (SQLite-backed Durable Objects, one transaction per operation): token families and
+//!   their tokens, code redemptions, refresh rotations, initial access tokens. Everything
+//!   single-use or ordered — code redemption, refresh rotation, revocation — is decided there,
+//!   in the shard the key's [`Route`] names.
+//! - D1 (read from replicas, written at one primary): settings, apps, users, app-user grants.
 //! - KV (eventually consistent, TTL): authorization codes' payloads, login sessions, pending
-//!   authorization requests. Nothing in KV is trusted to be single-use.
+//!   authorization requests, access tokens' edge copies. Nothing in KV is trusted to be
+//!   single-use.
 #![allow(async_fn_in_trait)] // The Worker runtime is single-threaded; no `Send` bound is wanted.
 
 pub mod memory;
 mod records;
+mod route;
 
 pub use records::*;
+pub use route::{Route, TokenKey, MAX_SHARDS};
 
 use super::maintenance::{Cutoffs, Purged};
 use super::model::{App, OrgSettings, User};
@@ -24,6 +29,9 @@ pub enum StoreError {
     Conflict(String),
     /// The backend failed. The message is for logs only and never reaches a caller.
     Backend(String),
+    /// The part of the backend that owns this key (a shard) did not answer, or refused: nothing
+    /// was written, and the caller may retry. The message is for logs only.
+    Unavailable(String),
 }
 
 pub trait SettingsStore {
@@ -92,10 +100,11 @@ pub trait GrantStore {
     ) -> Result<(), StoreError>;
 }
 
+/// Initial access tokens for dynamic registration (RFC 7591 §3), single use.
 pub trait RegistrationTokenStore {
     async fn create_registration_token(
         &self,
-        hash: &SecretHash,
+        key: &TokenKey,
         expires_at_s: u64,
     ) -> Result<(), StoreError>;
 }
@@ -125,23 +134,27 @@ pub trait InteractionStore {
     ) -> Result<Option<Interaction>, StoreError>;
 }
 
-/// Token families (one per authorization) and their access/refresh tokens (D1).
+/// Token families (one per authorization) and their access/refresh tokens. A family lives where
+/// the [`Route`] at the start of its id says; its tokens, its code's redemption and its
+/// rotations live with it, so each method below is decided in one place, atomically.
 pub trait TokenStore {
     /// RFC 6749 §4.1.2: a code is used once. Records the redemption of `code_hash` and issues
     /// `issue` in one transaction; when the code was redeemed before, nothing is written and
     /// [`Redemption::Replayed`] is returned.
-    /// The issue happens only if the family's user is active and `sessions_valid_from_ms` is not
-    /// after `user_valid_at_ms` (else [`Redemption::UserInvalid`], the code still consumed), so
-    /// the grant needs no separate read of the user.
+    /// The issue happens only if nothing ended the user's or the client's tokens after
+    /// `user_valid_at_ms` (when the user authenticated): a password change, a deactivation, the
+    /// app's deletion (else [`Redemption::UserInvalid`], the code still consumed). The store
+    /// decides this inside the redemption, so the grant needs no separate read of the user.
     async fn redeem_code(
         &self,
         code_hash: &SecretHash,
         issue: &Issue,
         user_valid_at_ms: u64,
     ) -> Result<Redemption, StoreError>;
-    async fn find_token(&self, hash: &SecretHash) -> Result<Option<FoundToken>, StoreError>;
+    async fn find_token(&self, key: &TokenKey) -> Result<Option<FoundToken>, StoreError>;
     /// Marks `old` rotated and adds `tokens`, once; a second rotation of the same token is
-    /// [`Rotation::Reused`] (with the time of the first) and writes nothing.
+    /// [`Rotation::Reused`] (with the time of the first) and writes nothing, and so is a
+    /// rotation in a family revoked meanwhile ([`Rotation::Revoked`]).
     async fn rotate_refresh_token(
         &self,
         old: &SecretHash,
@@ -150,13 +163,13 @@ pub trait TokenStore {
         now_ms: u64,
     ) -> Result<Rotation, StoreError>;
     /// Adds tokens to a live family (refresh without rotation, or within the reuse grace) and
-    /// records its use.
+    /// records its use; `false`, with nothing written, when the family was revoked meanwhile.
     async fn extend_family(
         &self,
         family_id: &str,
         tokens: &[TokenRecord],
         now_ms: u64,
-    ) -> Result<(), StoreError>;
+    ) -> Result<bool, StoreError>;
     /// Revokes the family; returns its access tokens that were live, whose edge copies must go.
     async fn revoke_family(
         &self,
@@ -165,11 +178,8 @@ pub trait TokenStore {
     ) -> Result<Vec<SecretHash>, StoreError>;
     /// RFC 7009 §2.1: revoking a refresh token revokes its family; an access token, itself.
     /// Returns the access tokens that were live and are not any more.
-    async fn revoke_token(
-        &self,
-        hash: &SecretHash,
-        now_s: u64,
-    ) -> Result<Vec<SecretHash>, StoreError>;
+    async fn revoke_token(&self, key: &TokenKey, now_s: u64)
+        -> Result<Vec<SecretHash>, StoreError>;
     /// The user's access tokens that have not expired and were not revoked one by one, with
     /// their families (revoked or not): the edge copies a change to the user must rewrite or
     /// drop.
@@ -181,7 +191,8 @@ pub trait TokenStore {
     /// Removes what can no longer decide anything (`core/maintenance.rs`): expired access
     /// tokens; families revoked before the cutoff, or left with no refresh token and no
     /// unexpired access token, with their tokens and rotation markers; code redemption markers
-    /// older than the cutoff; expired registration tokens. At most `limit` rows per rule.
+    /// older than the cutoff; expired registration tokens. At most `limit` rows per rule (in
+    /// each shard, where the backend is sharded).
     async fn purge(&self, cutoffs: &Cutoffs) -> Result<Purged, StoreError>;
 }
 

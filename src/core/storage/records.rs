@@ -23,10 +23,11 @@ pub struct CodeGrant {
     pub user_id: String,
     pub auth_time_s: u64,
     pub expires_at_s: u64,
-    /// When the code was minted, to the millisecond: a password change or deactivation after it
-    /// (`User::sessions_valid_from_ms`) kills it.
-    #[serde(default)]
-    pub issued_at_ms: u64,
+    /// When the user authenticated (the session the code comes from began), to the millisecond:
+    /// a password change or deactivation after it (`User::sessions_valid_from_ms`) kills the
+    /// code, even one minted after the change from a stale read of the user.
+    #[serde(default, alias = "issued_at_ms")]
+    pub authenticated_at_ms: u64,
     /// Chosen when the code is minted, so a replay can revoke what the first redemption issued.
     pub family_id: String,
     /// The user's claims when the code was minted (minutes ago at most), for the ID token and
@@ -113,6 +114,9 @@ pub struct Interaction {
     #[serde(default)]
     pub user_claims: Option<UserClaims>,
     pub auth_time_s: Option<u64>,
+    /// When their session began, to the millisecond (see `CodeGrant::authenticated_at_ms`).
+    #[serde(default)]
+    pub session_started_ms: Option<u64>,
     /// Scopes the user approved for this app before (see `record_approval`).
     #[serde(default)]
     pub approved_scopes: Vec<String>,
@@ -194,6 +198,8 @@ pub enum Rotation {
     Reused {
         rotated_at_ms: u64,
     },
+    /// The family was revoked between the lookup and the rotation: nothing was written.
+    Revoked,
 }
 
 impl FoundToken {

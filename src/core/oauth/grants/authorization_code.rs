@@ -113,7 +113,7 @@ pub async fn exchange<S: Store>(
     let (published, redeemed) = both(
         publish(ctx, &minted),
         ctx.store
-            .redeem_code(&code_hash, &issue, grant.issued_at_ms),
+            .redeem_code(&code_hash, &issue, grant.authenticated_at_ms),
     )
     .await;
     match redeemed? {

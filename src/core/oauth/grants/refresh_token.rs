@@ -6,6 +6,7 @@ use crate::core::config::Ctx;
 use crate::core::future::both;
 use crate::core::http::{Params, Request, Response};
 use crate::core::model::{App, NamedRefreshPolicy, RefreshTokenPolicy};
+use crate::core::oauth::bearer::token_key;
 use crate::core::oauth::client_auth::{authenticate, credentials};
 use crate::core::oauth::error::{sf, ErrorCode, OAuthError};
 use crate::core::oauth::issue::{
@@ -14,9 +15,7 @@ use crate::core::oauth::issue::{
 use crate::core::oauth::scope::ScopeSet;
 use crate::core::org::org_id;
 use crate::core::secret::Secret;
-use crate::core::storage::{
-    FoundToken, Rotation, Store, StoreError, TokenKind, TokenState, UserClaims,
-};
+use crate::core::storage::{FoundToken, Rotation, Store, TokenKind, TokenState, UserClaims};
 
 /// What a presented refresh token may do right now. The token endpoint and introspection both
 /// ask this, so they never disagree about a token.
@@ -93,7 +92,7 @@ pub async fn refresh<S: Store>(
     let expired = || OAuthError::invalid_grant(sf::EXPIRED_TOKEN);
     let found = ctx
         .store
-        .find_token(&presented.hash())
+        .find_token(&token_key(presented.expose()))
         .await?
         .ok_or_else(expired)?;
     let family = found.family.clone();
@@ -153,24 +152,26 @@ pub async fn refresh<S: Store>(
                     now_ms,
                 )
                 .await?;
-            if let Rotation::Reused { rotated_at_ms } = rotation {
+            match rotation {
+                Rotation::Rotated => Ok(true),
                 // A parallel refresh rotated it first: within the grace this caller gets a
                 // pair of its own; past it, the family is revoked (RFC 9700 §4.14.2).
-                if !within_grace(app, Some(rotated_at_ms), now_ms) {
-                    return Ok(false);
+                Rotation::Reused { rotated_at_ms }
+                    if within_grace(app, Some(rotated_at_ms), now_ms) =>
+                {
+                    store
+                        .extend_family(&family.family_id, &minted.records, now_ms)
+                        .await
                 }
-                store
-                    .extend_family(&family.family_id, &minted.records, now_ms)
-                    .await?;
+                Rotation::Reused { .. } | Rotation::Revoked => Ok(false),
             }
         } else {
             // No rotation, or a second presentation within the grace: the first successor
             // stays valid, and this use counts for `inactivity_s` like any other.
             store
                 .extend_family(&family.family_id, &minted.records, now_ms)
-                .await?;
+                .await
         }
-        Ok::<_, StoreError>(true)
     })
     .await;
     if !stored? {
