@@ -52,11 +52,12 @@ function portOpen(port) {
  * `untilReady`, the first request waits instead for wrangler's "Ready on" line (logged once the
  * user worker is loaded), so it measures the worker's own first request.
  */
-async function launch({ name, config, stateDir, envFile, coldPath, untilReady = false, timeoutMs = 180000 }) {
+async function launch({ name, config, stateDir, envFile, vars = {}, coldPath, untilReady = false, timeoutMs = 180000 }) {
   const port = await freePort();
   const args = ['dev', ...(config ? ['--config', config] : []), '--ip', '127.0.0.1', '--port', String(port), '--persist-to', stateDir,
     '--show-interactive-dev-session=false', '--log-level', untilReady ? 'info' : 'warn'];
   if (envFile) args.push('--env-file', envFile);
+  for (const [k, v] of Object.entries(vars)) args.push('--var', `${k}:${v}`);
   const spawnedAt = performance.now();
   const child = spawn(WRANGLER, args, { cwd: ROOT, detached: true, stdio: ['ignore', 'pipe', 'pipe'], env: WRANGLER_ENV });
   let output = '';
@@ -121,14 +122,18 @@ async function launch({ name, config, stateDir, envFile, coldPath, untilReady = 
   }
 }
 
-/** Our worker, set up like tests/e2e/harness.mjs (two signing keys, round trips exposed). */
-export async function startOurs({ untilReady } = {}) {
-  const stateDir = mkdtempSync(join(tmpdir(), 'edge-oauth-bench-ours-'));
+/**
+ * Our worker, set up like tests/e2e/harness.mjs (two signing keys, round trips exposed), with
+ * `shards` token shards (`--var SHARDS:n`; the main run uses 1, the shards table also 4).
+ */
+export async function startOurs({ untilReady, shards = 1 } = {}) {
+  const stateDir = mkdtempSync(join(tmpdir(), `edge-oauth-bench-ours${shards === 1 ? '' : `-${shards}shards`}-`));
   const adminToken = randomToken();
   const envFile = join(stateDir, 'bench.vars');
   writeEnvFile(envFile, { ADMIN_TOKEN: adminToken, SIGNING_KEYS: newSigningKey() + newSigningKey(), EXPOSE_ROUND_TRIPS: '1' });
   try { migrate(stateDir); } catch (e) { rmSync(stateDir, { recursive: true, force: true }); throw e; }
-  const w = await launch({ name: 'ours', stateDir, envFile, coldPath: '/.well-known/openid-configuration', untilReady });
+  const name = shards === 1 ? 'ours' : `ours (SHARDS=${shards})`;
+  const w = await launch({ name, stateDir, envFile, vars: { SHARDS: String(shards) }, coldPath: '/.well-known/openid-configuration', untilReady });
   w.adminToken = adminToken;
   return w;
 }

@@ -3,13 +3,17 @@
 // storage round trips each scenario needs at least (bench/floor), each in its own `wrangler dev`
 // on the same local workerd. Closed-loop load at several connection counts, alternating rounds,
 // medians; server CPU per request from /proc; cold start; deployed sizes. The table goes to
-// stdout and to bench/results/latest.md; progress goes to stderr.
+// stdout and to bench/results/latest.md; progress goes to stderr. A second instance of ours,
+// started with `--var SHARDS:4`, runs the refresh and code-flow scenarios in the same rounds, for a
+// table of our rates with 1 and 4 token shards side by side (issue 15).
 //
 //   BENCH_SECONDS (10)  measured window per scenario, after BENCH_WARMUP seconds (1)
 //   BENCH_ROUNDS (2)    rounds, each running ours, the peer and the floor (order rotates)
 //   BENCH_CONNECTIONS   comma-separated connection counts (default 1,8)
 //   (The defaults take about 13 minutes; BENCH_ROUNDS=3 BENCH_CONNECTIONS=1,2,8 about 27.)
 //   BENCH_QUICK=1       2-second windows, 1 round, 2 connections: for development
+//   BENCH_SHARDS (4)    shard count of the second instance of ours, which runs the refresh and
+//                       code-flow scenarios next to ours (1 shard) for the "Shards" table
 //   BENCH_STEPS=1       also the sequential per-step latency of the web server flow (ours alone)
 //   BENCH_GATEWAY_PATH  where ours would validate a JWT access token at an API route
 import { execFileSync } from 'node:child_process';
@@ -43,6 +47,10 @@ const ROUNDS = Number(env.BENCH_ROUNDS || (QUICK ? 1 : 2));
 const CONNECTIONS = (env.BENCH_CONNECTIONS || (QUICK ? '2' : '1,8')).split(',').map(Number);
 const GATEWAY_PATH = env.BENCH_GATEWAY_PATH || '/services/data/v62.0/';
 const KINDS = ['ours', 'peer', 'floor'];
+// Ours with BENCH_SHARDS shards: only these scenarios, run next to ours in every round.
+const SHARDS_B = Number(env.BENCH_SHARDS || 4);
+const SHARDED = 'oursSharded';
+const SHARD_SCENARIOS = ['refresh', 'code'];
 const log = (...a) => console.error('bench:', ...a);
 
 const version = (pkg) => JSON.parse(readFileSync(join(ROOT, 'node_modules', pkg, 'package.json'), 'utf8')).version;
@@ -62,8 +70,10 @@ const coldReady = {};
 const perOp = {};
 try {
   // Started one after the other, so each cold start has the machine to itself.
-  log('starting ours (prebuilt build/) …');
+  log('starting ours (prebuilt build/, SHARDS=1) …');
   workers.ours = await startOurs();
+  log(`starting ours with SHARDS=${SHARDS_B} (refresh and code flow only) …`);
+  workers[SHARDED] = await startOurs({ shards: SHARDS_B });
   log('starting the peer (bench/peer) …');
   workers.peer = await startPeer();
   log('starting the floor (bench/floor) …');
@@ -71,6 +81,7 @@ try {
   const ctx = {
     ours: await prepareOurs(workers.ours, { gatewayPath: GATEWAY_PATH }),
     peer: await preparePeer(workers.peer),
+    [SHARDED]: await prepareOurs(workers[SHARDED], { gatewayPath: GATEWAY_PATH }),
   };
   list = scenarios(FLOOR_OPS);
 
@@ -83,8 +94,11 @@ try {
     const order = KINDS.map((_, k) => KINDS[(k + round) % KINDS.length]);
     for (const c of CONNECTIONS) {
       for (const s of list) {
-        for (const kind of order) {
-          const driver = kind === 'floor' ? s.floor.driver() : s[kind](ctx[kind]);
+        // The sharded instance runs right after ours in even rounds, right before it in odd ones.
+        const kinds = !SHARD_SCENARIOS.includes(s.id) ? order
+          : order.flatMap((k) => (k !== 'ours' ? [k] : round % 2 ? [SHARDED, k] : [k, SHARDED]));
+        for (const kind of kinds) {
+          const driver = kind === 'floor' ? s.floor.driver() : s[kind === SHARDED ? 'ours' : kind](ctx[kind]);
           status[s.id] ??= {};
           if (!status[s.id][kind]?.startsWith('failed')) status[s.id][kind] = driver.notYet || driver.na;
           if (!driver.loop) continue;
@@ -177,6 +191,30 @@ emit(nodeMax >= 0.05
   ? `wrangler's own node process (not included above) used ${KINDS.map((k) => `${k} ${fmt(Math.min(...nodeShare[k]), 2)}–${fmt(Math.max(...nodeShare[k]), 2)}`).join(', ')} CPU ms per step.`
   : 'wrangler\'s own node process used under 0.05 CPU ms per step (not included above).');
 if (notes.length) { emit(); emit('Not measured, and errors:'); emit(); notes.forEach((n) => emit(n)); }
+
+emit();
+emit(`## Shards: ours with 1 and ${SHARDS_B} shards`);
+emit();
+emit(`Our refresh and code-flow rates with the token state on 1 shard (ours in the table above) and on ${SHARDS_B} shards (a second instance of our worker, ` +
+  `\`--var SHARDS:${SHARDS_B}\`, run next to it in every round with the same settings). Locally every shard is a Durable Object in the same workerd on these ` +
+  `${nproc} cores and D1 has no replicas, so the two are not expected to differ here: the ceilings at the edge are in docs/scaling.md.`);
+emit();
+emit(`| scenario | c | 1 shard req/s | p50 ms | p99 ms | ${SHARDS_B} shards req/s | p50 ms | p99 ms | ${SHARDS_B} ÷ 1 req/s |`);
+emit('|---|---|---|---|---|---|---|---|---|');
+const shardNotes = [];
+for (const s of list.filter((x) => SHARD_SCENARIOS.includes(x.id))) {
+  const st = status[s.id] || {};
+  for (const c of CONNECTIONS) {
+    const one = agg(results[s.id]?.[c]?.ours);
+    const many = agg(results[s.id]?.[c]?.[SHARDED]);
+    const cells = (a, k) => (a ? [fmt(a.rps, 0) + (a.errors ? ` (${a.errors} err)` : ''), fmt(a.p50, 2), fmt(a.p99, 2)]
+      : Array(3).fill(st[k]?.startsWith('failed') ? 'failed' : '–'));
+    emit(`| ${s.title} | ${c} | ${cells(one, 'ours').join(' | ')} | ${cells(many, SHARDED).join(' | ')} | ${one && many ? ratio(many.rps, one.rps) : '–'} |`);
+    if (many?.errors) shardNotes.push(`- ${s.id} c=${c} ${SHARDS_B} shards: ${many.errors} errors: ${[...new Set(many.errorSamples)].slice(0, 3).join(' | ')}`);
+  }
+  if (st[SHARDED]) shardNotes.push(`- ${s.title}, ${SHARDS_B} shards: ${st[SHARDED]}`);
+}
+if (shardNotes.length) { emit(); shardNotes.forEach((n) => emit(n)); }
 
 emit();
 emit('## One storage round trip, locally');

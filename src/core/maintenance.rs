@@ -1,11 +1,13 @@
-//! Scheduled cleanup (the Worker's cron trigger, `wrangler.toml` `[triggers]`): removes D1 state
-//! that can no longer decide anything, so the tables do not grow without end. Each run removes
-//! at most [`PURGE_BATCH`] rows per rule; a backlog drains over several runs.
+//! Cleanup: removes token state that can no longer decide anything, so the tables do not grow
+//! without end. Each shard runs it from its own alarm, and the Worker's cron trigger
+//! (`wrangler.toml` `[triggers]`) asks every shard too. Each run removes at most
+//! [`PURGE_BATCH`] rows per rule; a backlog drains over several runs.
 
 use super::oauth::authz::CODE_TTL_S;
+use super::oauth::interaction::SESSION_TTL_S;
 use super::storage::{Store, StoreError};
 
-/// Rows removed per rule and run at most (one D1 batch stays small).
+/// Rows removed per rule and run at most (one transaction stays small).
 pub const PURGE_BATCH: u32 = 1000;
 
 /// How long a revoked family is kept (for an operator's look at what happened) before it goes.
@@ -21,6 +23,10 @@ pub struct Cutoffs {
     /// Families revoked before this go with their tokens and rotation markers: any token of
     /// theirs is refused whether or not its row exists.
     pub family_revoked_before_s: u64,
+    /// Revocation epochs (a password change, a deactivation, an app's deletion) set before this
+    /// go: every session that began before them has expired, and so has every code minted from
+    /// one, so nothing they could refuse is left — however stale a replica's view of the user.
+    pub epoch_set_before_ms: u64,
     pub limit: u32,
 }
 
@@ -30,6 +36,9 @@ impl Cutoffs {
             now_s,
             code_redeemed_before_s: now_s.saturating_sub(2 * CODE_TTL_S),
             family_revoked_before_s: now_s.saturating_sub(REVOKED_KEPT_S),
+            epoch_set_before_ms: now_s
+                .saturating_sub(SESSION_TTL_S + CODE_TTL_S)
+                .saturating_mul(1000),
             limit: PURGE_BATCH,
         }
     }

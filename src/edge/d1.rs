@@ -11,7 +11,7 @@ use crate::core::cache::{TtlCache, ADMIN_STATE_TTL_MS};
 use crate::core::model::{App, OrgSettings, User};
 use crate::core::secret::SecretHash;
 use crate::core::storage::{
-    AppStore, AppUserGrant, GrantStore, SettingsStore, StoreError, UserStore,
+    AccessCopyStore, AppStore, AppUserGrant, GrantStore, SettingsStore, StoreError, UserStore,
 };
 
 fn json<T: serde::Serialize>(v: &T) -> Result<String, StoreError> {
@@ -240,10 +240,11 @@ impl AppStore for EdgeStore {
     }
     async fn delete_app(&self, client_id: &str, now_s: u64) -> Result<bool, StoreError> {
         app_changed(client_id);
-        // The app's live access tokens keep their edge copies until they expire or their app
-        // lookup fails, which it does from now on (the app cache is forgotten above).
-        self.revoke_subject(None, Some(client_id), now_ms(), now_s)
+        let live = self
+            .revoke_subject(None, Some(client_id), now_ms(), now_s)
             .await?;
+        // Elsewhere the copies die with the app lookup too (isolate caches last 30 s).
+        self.drop_access_copies(&live).await?;
         let results = self
             .batch(vec![
                 self.stmt(

@@ -364,8 +364,8 @@ fn apply(sql: &Sql, op: Op) -> OpResult<serde_json::Value> {
 }
 
 /// Removes what can no longer decide anything (`core/maintenance.rs`), at most `limit` rows per
-/// rule: the same rules as every store's `purge`, plus epochs older than any code they could
-/// still refuse.
+/// rule: the same rules as every store's `purge`, plus epochs older than any session or code
+/// they could still refuse.
 fn purge(sql: &Sql, c: &Cutoffs) -> OpResult<Purged> {
     let limit = int(c.limit.into());
     let access_tokens = sql.run(
@@ -402,7 +402,7 @@ fn purge(sql: &Sql, c: &Cutoffs) -> OpResult<Purged> {
     )?;
     sql.run(
         "DELETE FROM epochs WHERE valid_from_ms < ?",
-        vec![int(c.code_redeemed_before_s.saturating_mul(1000))],
+        vec![int(c.epoch_set_before_ms)],
     )?;
     Ok(Purged {
         access_tokens,

@@ -59,7 +59,7 @@ pub async fn mint_registration_token<S: Store>(ctx: &Ctx<'_, S>, req: &Request) 
             "expires_in_s must be between 60 and 31536000",
         ));
     }
-    let token = crate::core::oauth::issue::routed_secret(ctx, 41);
+    let token = crate::core::oauth::issue::routed_secret(ctx, 43);
     let expires_at = ctx.now_s() + ttl;
     ctx.store
         .create_registration_token(&token_key(token.expose()), expires_at)

@@ -155,9 +155,10 @@ pub async fn deactivate<S: Store>(ctx: &Ctx<'_, S>, id: &str) -> AdminResult {
     save(ctx, user, true).await
 }
 
-/// Stores `user`. A password change or a deactivation ends everything issued before it, in the
-/// same transaction: the user's browser sessions (`sessions_valid_from_ms`) and every token
-/// family. Reactivating later revives none of it.
+/// Stores `user`. A password change or a deactivation ends everything issued before it, with
+/// the change: the user's browser sessions (`sessions_valid_from_ms`) and every token family
+/// (revoked first; a failure there leaves the user unchanged). Reactivating later revives none
+/// of it.
 async fn save<S: Store>(ctx: &Ctx<'_, S>, mut user: User, end_sessions: bool) -> AdminResult {
     let revoke_at = end_sessions.then(|| {
         user.sessions_valid_from_ms = ctx.clock.now_ms();

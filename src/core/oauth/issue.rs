@@ -93,7 +93,8 @@ pub async fn mint<S: Store>(
 }
 
 /// The age stamp of a token minted now; without usable signing keys there is no stamp key, and
-/// the token gets a random tail instead (it is then never looked up in D1, only by its copy).
+/// the token gets a random tail instead (it is then never looked up in its shard, only by its
+/// copy).
 fn age_stamp<S: Store>(ctx: &Ctx<'_, S>, random: &str) -> String {
     match &ctx.config.stamp_key {
         Some(key) => key.stamp(random, ctx.now_s()),
@@ -103,7 +104,7 @@ fn age_stamp<S: Store>(ctx: &Ctx<'_, S>, random: &str) -> String {
     }
 }
 
-/// Stores the edge copy of a freshly issued access token. Published before the D1 write that
+/// Stores the edge copy of a freshly issued access token. Published before the shard write that
 /// issues it (or beside it): a copy of a token that was then not issued is never seen by
 /// anyone, while a token whose copy failed would stop validating once it is no longer young.
 pub async fn publish<S: Store>(ctx: &Ctx<'_, S>, minted: &Minted) -> Result<(), StoreError> {

@@ -68,9 +68,9 @@ pub trait UserStore {
     async fn find_user_by_username(&self, username: &str) -> Result<Option<User>, StoreError>;
     async fn list_users(&self) -> Result<Vec<User>, StoreError>;
     /// Replaces email, name, password hash, active flag and `sessions_valid_from_ms`. With
-    /// `revoke_tokens_at_s`, also revokes every token family of the user in the same transaction
-    /// (a password change or a deactivation ends everything issued before it). `false` when the
-    /// user does not exist.
+    /// `revoke_tokens_at_s`, also revokes every token family of the user (a password change or a
+    /// deactivation ends everything issued before it): first, so that a failure leaves the user
+    /// unchanged rather than changed with live tokens. `false` when the user does not exist.
     async fn update_user(
         &self,
         user: &User,
@@ -196,9 +196,9 @@ pub trait TokenStore {
     async fn purge(&self, cutoffs: &Cutoffs) -> Result<Purged, StoreError>;
 }
 
-/// Edge-local copies of live access tokens (KV), so that validation needs no D1 round trip.
-/// Eventually consistent: a copy may not have reached another location yet (validation then
-/// falls back to D1 for young tokens only), and a dropped copy may linger elsewhere for KV's
+/// Edge-local copies of live access tokens (KV), so that validation needs no shard or D1 round
+/// trip. Eventually consistent: a copy may not have reached another location yet (validation
+/// then falls back to the token's shard for young tokens only), and a dropped copy may linger elsewhere for KV's
 /// propagation time (about 60 s; `docs/performance.md`).
 pub trait AccessCopyStore {
     async fn put_access_copy(&self, hash: &SecretHash, copy: &AccessCopy)

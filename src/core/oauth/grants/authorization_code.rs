@@ -72,10 +72,11 @@ pub async fn exchange<S: Store>(
             .map(|u| UserClaims::from(&u))
             .ok_or_else(|| OAuthError::invalid_grant("user is inactive"))?,
     };
-    // 6. Mint and sign, then redeem-and-store in one D1 transaction: the first redemption wins; any
-    //    later one is a replay and revokes what the first issued (RFC 6749 §4.1.2). The same
-    //    transaction checks that the user is still active and has not changed their password
-    //    since the code was minted, as that ends the session the code came from.
+    // 6. Mint and sign, then redeem-and-store in one transaction of the family's shard: the first
+    //    redemption wins; any later one is a replay and revokes what the first issued (RFC 6749
+    //    §4.1.2). The same transaction checks that nothing ended the user's tokens (a password
+    //    change, a deactivation) since the user authenticated, as that ends the session the code
+    //    came from.
     let scopes = ScopeSet::from_list(&grant.scopes);
     let described = Grant {
         org_id: &org_id,
@@ -120,7 +121,7 @@ pub async fn exchange<S: Store>(
         Redemption::Issued => {
             // The tokens are issued: answering with them beats losing the code to a failed
             // KV write (logged by the store). Their copy is missing, so they validate through
-            // D1 while young (`bearer::live_access`) and the client refreshes after that.
+            // their shard while young (`bearer::live_access`) and the client refreshes after that.
             let _ = published;
             Ok(response)
         }
