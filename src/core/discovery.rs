@@ -2,10 +2,16 @@
 
 use super::config::Ctx;
 use super::keys::Alg;
+use super::model::OrgSettings;
 use super::oauth::scope::KNOWN_SCOPES;
 use super::storage::Store;
 
-pub fn metadata<S: Store>(ctx: &Ctx<'_, S>) -> serde_json::Value {
+/// The metadata, with the response types the org's switches allow (`allow_user_agent_flow`).
+pub fn metadata<S: Store>(ctx: &Ctx<'_, S>, settings: &OrgSettings) -> serde_json::Value {
+    let mut response_types = vec!["code"];
+    if settings.allow_user_agent_flow {
+        response_types.extend(["token", "token id_token", "hybrid_token"]);
+    }
     // What the published keys sign with (keys.rs), RS256 first when one of them is RSA.
     let algs: Vec<&str> = ctx.config.keys.algs().into_iter().map(Alg::name).collect();
     serde_json::json!({
@@ -17,9 +23,9 @@ pub fn metadata<S: Store>(ctx: &Ctx<'_, S>) -> serde_json::Value {
         "userinfo_endpoint": ctx.url("/services/oauth2/userinfo"),
         "jwks_uri": ctx.url("/id/keys"),
         "scopes_supported": KNOWN_SCOPES,
-        "response_types_supported": ["code"],
-        "response_modes_supported": ["query"],
-        "grant_types_supported": ["authorization_code", "refresh_token"],
+        "response_types_supported": response_types,
+        "response_modes_supported": ["query", "fragment", "form_post"],
+        "grant_types_supported": ["authorization_code", "refresh_token", "hybrid_auth_code", "hybrid_refresh"],
         "subject_types_supported": ["public"],
         "id_token_signing_alg_values_supported": algs,
         "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],

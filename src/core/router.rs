@@ -7,7 +7,7 @@ use super::http::{BodyError, Method, Request, Response};
 use super::oauth::authz::error_page;
 use super::oauth::cors::{self, Exposure};
 use super::oauth::error::OAuthError;
-use super::oauth::{authorize, introspect, revoke, token, userinfo};
+use super::oauth::{authorize, hybrid, introspect, revoke, token, userinfo};
 use super::storage::Store;
 
 /// The answer to a body the edge refused before reading it: 413 for one over the limit (RFC
@@ -77,8 +77,13 @@ async fn route<S: Store>(ctx: &Ctx<'_, S>, req: &Request, path: &str) -> Respons
         (
             "/.well-known/openid-configuration" | "/.well-known/oauth-authorization-server",
             Get | Head,
-        ) => Response::json(200, &discovery::metadata(ctx))
-            .with_header("cache-control", "public, max-age=300"),
+        ) => match super::org::org_settings(ctx).await {
+            // What the org's switches allow, so a short cache: a blocked flow leaves the list
+            // within a minute.
+            Ok(settings) => Response::json(200, &discovery::metadata(ctx, &settings))
+                .with_header("cache-control", "public, max-age=60"),
+            Err(e) => OAuthError::from(e).to_response(false),
+        },
         ("/id/keys", Get | Head) => match ctx.config.keys.jwks() {
             Ok(jwks) => {
                 Response::json(200, &jwks).with_header("cache-control", "public, max-age=300")
@@ -88,6 +93,8 @@ async fn route<S: Store>(ctx: &Ctx<'_, S>, req: &Request, path: &str) -> Respons
         ("/services/oauth2/authorize", Get) => authorize::get(ctx, req).await,
         ("/services/oauth2/authorize", Post) => authorize::post(ctx, req).await,
         ("/services/oauth2/authorize", _) => method_not_allowed("GET, POST"),
+        ("/secur/frontdoor.jsp", Get | Post) => hybrid::frontdoor(ctx, req).await,
+        ("/secur/frontdoor.jsp", _) => method_not_allowed("GET, POST"),
         ("/services/oauth2/token", Post) => token::post(ctx, req).await,
         ("/services/oauth2/token", _) => method_not_allowed("POST"),
         ("/services/oauth2/revoke", Get | Post) => revoke::handle(ctx, req).await,

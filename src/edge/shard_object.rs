@@ -45,6 +45,8 @@ CREATE TABLE IF NOT EXISTS code_redemptions (
 CREATE TABLE IF NOT EXISTS epochs (subject TEXT PRIMARY KEY, valid_from_ms INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS registration_tokens (
   token_hash TEXT PRIMARY KEY, expires_at INTEGER NOT NULL, used_at INTEGER);
+CREATE TABLE IF NOT EXISTS web_sessions (sid_hash TEXT PRIMARY KEY, family_id TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS web_sessions_family ON web_sessions (family_id);
 ";
 
 #[durable_object]
@@ -131,6 +133,21 @@ impl Sql {
         Ok(rows.into_iter().map(|r| r.token_hash).collect())
     }
 
+    /// Replaces the family's hybrid web sessions by `sids`.
+    fn set_web_sessions(&self, family_id: &str, sids: &[String]) -> OpResult<()> {
+        self.run(
+            "DELETE FROM web_sessions WHERE family_id = ?",
+            vec![text(family_id)],
+        )?;
+        for sid in sids {
+            self.run(
+                "INSERT INTO web_sessions (sid_hash, family_id) VALUES (?, ?)",
+                vec![text(sid), text(family_id)],
+            )?;
+        }
+        Ok(())
+    }
+
     fn family_live(&self, family_id: &str) -> OpResult<bool> {
         #[derive(Deserialize)]
         struct Row {
@@ -170,14 +187,17 @@ fn apply(sql: &Sql, op: Op) -> OpResult<serde_json::Value> {
             code_hash,
             family,
             tokens,
+            web_sessions,
             user_valid_at_ms,
         } => {
-            let fresh = sql.run(
-                "INSERT INTO code_redemptions (code_hash, family_id, redeemed_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
-                vec![text(&code_hash), text(&family.family_id), int(family.created_at)],
-            )?;
-            if fresh == 0 {
-                return Ok(json(&Redemption::Replayed.wire()));
+            if let Some(code_hash) = code_hash {
+                let fresh = sql.run(
+                    "INSERT INTO code_redemptions (code_hash, family_id, redeemed_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
+                    vec![text(&code_hash), text(&family.family_id), int(family.created_at)],
+                )?;
+                if fresh == 0 {
+                    return Ok(json(&Redemption::Replayed.wire()));
+                }
             }
             // Ended by a bulk revocation after the code was minted: consumed, nothing issued.
             #[derive(Deserialize)]
@@ -212,7 +232,16 @@ fn apply(sql: &Sql, op: Op) -> OpResult<serde_json::Value> {
             for t in &tokens {
                 sql.insert_token(t)?;
             }
+            sql.set_web_sessions(&family.family_id, &web_sessions)?;
             Ok(json(&Redemption::Issued.wire()))
+        }
+        Op::FindWebSession { hash } => {
+            let row: Option<serde_json::Value> = sql.first(
+                "SELECT f.family_id, f.client_id, f.user_id, f.scopes, f.auth_time, f.created_at, f.last_used_ms, f.revoked_at \
+                 FROM web_sessions w JOIN families f ON f.family_id = w.family_id WHERE w.sid_hash = ?",
+                vec![text(&hash)],
+            )?;
+            Ok(json(&row))
         }
         Op::Find { hash } => {
             let row: Option<FoundRow> = sql.first(
@@ -227,6 +256,7 @@ fn apply(sql: &Sql, op: Op) -> OpResult<serde_json::Value> {
             old,
             family_id,
             tokens,
+            web_sessions,
             now_ms,
         } => {
             #[derive(Deserialize)]
@@ -254,11 +284,15 @@ fn apply(sql: &Sql, op: Op) -> OpResult<serde_json::Value> {
             for t in &tokens {
                 sql.insert_token(t)?;
             }
+            if let Some(sids) = web_sessions {
+                sql.set_web_sessions(&family_id, &sids)?;
+            }
             Ok(json(&serde_json::json!({ "rotated": true })))
         }
         Op::Extend {
             family_id,
             tokens,
+            web_sessions,
             now_ms,
         } => {
             if !sql.family_live(&family_id)? {
@@ -270,6 +304,9 @@ fn apply(sql: &Sql, op: Op) -> OpResult<serde_json::Value> {
             )?;
             for t in &tokens {
                 sql.insert_token(t)?;
+            }
+            if let Some(sids) = web_sessions {
+                sql.set_web_sessions(&family_id, &sids)?;
             }
             Ok(json(&true))
         }
@@ -312,7 +349,27 @@ fn apply(sql: &Sql, op: Op) -> OpResult<serde_json::Value> {
                     let was_live = r.state == "active" && r.expires_at.is_some_and(|e| e > now_s);
                     Ok(json(&if was_live { vec![hash] } else { vec![] }))
                 }
-                None => Ok(json(&Vec::<String>::new())),
+                // A hybrid web session's `sid`: revoking it ends its family (docs/hybrid.md).
+                None => {
+                    #[derive(Deserialize)]
+                    struct Web {
+                        family_id: String,
+                    }
+                    let web: Option<Web> = sql.first(
+                        "SELECT family_id FROM web_sessions WHERE sid_hash = ?",
+                        vec![text(&hash)],
+                    )?;
+                    let Some(web) = web else {
+                        return Ok(json(&Vec::<String>::new()));
+                    };
+                    let live =
+                        sql.live_access_of("family_id = ?", vec![text(&web.family_id)], now_s)?;
+                    sql.run(
+                        "UPDATE families SET revoked_at = ? WHERE family_id = ? AND revoked_at IS NULL",
+                        vec![int(now_s), text(&web.family_id)],
+                    )?;
+                    Ok(json(&live))
+                }
             }
         }
         Op::RevokeSubject {
@@ -383,6 +440,10 @@ fn purge(sql: &Sql, c: &Cutoffs) -> OpResult<Purged> {
         vec![int(c.family_revoked_before_s), int(c.now_s), limit.clone()],
     )?;
     for f in &gone {
+        sql.run(
+            "DELETE FROM web_sessions WHERE family_id = ?",
+            vec![text(&f.family_id)],
+        )?;
         sql.run(
             "DELETE FROM tokens WHERE family_id = ?",
             vec![text(&f.family_id)],

@@ -27,11 +27,17 @@ const SHARD_TIMEOUT_MS: u64 = 5_000;
 #[derive(Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
 pub enum Op {
+    /// Starts a family: with `code_hash`, once per code (its redemption).
     Redeem {
-        code_hash: String,
+        code_hash: Option<String>,
         family: FamilyRow,
         tokens: Vec<TokenRow>,
+        #[serde(default)]
+        web_sessions: Vec<String>,
         user_valid_at_ms: u64,
+    },
+    FindWebSession {
+        hash: String,
     },
     Find {
         hash: String,
@@ -40,11 +46,14 @@ pub enum Op {
         old: String,
         family_id: String,
         tokens: Vec<TokenRow>,
+        /// Replaces the family's web sessions (`hybrid_refresh`).
+        web_sessions: Option<Vec<String>>,
         now_ms: u64,
     },
     Extend {
         family_id: String,
         tokens: Vec<TokenRow>,
+        web_sessions: Option<Vec<String>>,
         now_ms: u64,
     },
     RevokeFamily {
@@ -82,7 +91,11 @@ impl Op {
     pub fn writes(&self) -> bool {
         !matches!(
             self,
-            Op::Find { .. } | Op::UnexpiredAccess { .. } | Op::Stats | Op::Purge { .. }
+            Op::Find { .. }
+                | Op::FindWebSession { .. }
+                | Op::UnexpiredAccess { .. }
+                | Op::Stats
+                | Op::Purge { .. }
         )
     }
 }
@@ -106,6 +119,34 @@ pub struct TokenRow {
     pub scopes: String,
     pub created_at: u64,
     pub expires_at: Option<u64>,
+}
+
+/// A family as a shard stores it.
+#[derive(Serialize, Deserialize)]
+pub struct StoredFamily {
+    family_id: String,
+    client_id: String,
+    user_id: String,
+    scopes: String,
+    auth_time: u64,
+    created_at: u64,
+    last_used_ms: u64,
+    revoked_at: Option<u64>,
+}
+
+impl StoredFamily {
+    fn into_family(self) -> Result<Family, StoreError> {
+        Ok(Family {
+            family_id: self.family_id,
+            client_id: self.client_id,
+            user_id: self.user_id,
+            scopes: serde_json::from_str(&self.scopes).map_err(backend)?,
+            auth_time_s: self.auth_time,
+            created_at_s: self.created_at,
+            last_used_at_ms: self.last_used_ms,
+            revoked_at_s: self.revoked_at,
+        })
+    }
 }
 
 /// A token with its family, as a shard stores them.
@@ -385,16 +426,21 @@ fn hashes(list: Vec<String>) -> Vec<SecretHash> {
     list.into_iter().map(SecretHash).collect()
 }
 
-impl TokenStore for EdgeStore {
-    async fn redeem_code(
+fn hex_list(hashes: &[SecretHash]) -> Vec<String> {
+    hashes.iter().map(|h| h.0.clone()).collect()
+}
+
+impl EdgeStore {
+    /// Starts the family of `issue` in its shard, with the code's redemption when there is one.
+    async fn start(
         &self,
-        code_hash: &SecretHash,
+        code_hash: Option<&SecretHash>,
         issue: &Issue,
         user_valid_at_ms: u64,
     ) -> Result<Redemption, StoreError> {
         let f = &issue.family;
         let op = Op::Redeem {
-            code_hash: code_hash.0.clone(),
+            code_hash: code_hash.map(|h| h.0.clone()),
             family: FamilyRow {
                 family_id: f.family_id.clone(),
                 client_id: f.client_id.clone(),
@@ -405,14 +451,47 @@ impl TokenStore for EdgeStore {
                 last_used_ms: f.last_used_at_ms,
             },
             tokens: token_rows(&issue.tokens)?,
+            web_sessions: hex_list(&issue.web_sessions),
             user_valid_at_ms,
         };
         let outcome: String = self.shards.call(family_route(&f.family_id)?, &op).await?;
-        match outcome.as_str() {
-            "issued" => Ok(Redemption::Issued),
-            "replayed" => Ok(Redemption::Replayed),
-            _ => Ok(Redemption::UserInvalid),
-        }
+        Ok(match outcome.as_str() {
+            "issued" => Redemption::Issued,
+            "replayed" => Redemption::Replayed,
+            _ => Redemption::UserInvalid,
+        })
+    }
+}
+
+impl TokenStore for EdgeStore {
+    async fn redeem_code(
+        &self,
+        code_hash: &SecretHash,
+        issue: &Issue,
+        user_valid_at_ms: u64,
+    ) -> Result<Redemption, StoreError> {
+        self.start(Some(code_hash), issue, user_valid_at_ms).await
+    }
+
+    async fn start_family(&self, issue: &Issue, user_valid_at_ms: u64) -> Result<bool, StoreError> {
+        Ok(self.start(None, issue, user_valid_at_ms).await? == Redemption::Issued)
+    }
+
+    async fn find_web_session(&self, key: &TokenKey) -> Result<Option<Family>, StoreError> {
+        let Some(route) = key.route else {
+            return Ok(None);
+        };
+        let row: Option<StoredFamily> = self
+            .shards
+            .call(
+                route,
+                &Op::FindWebSession {
+                    hash: key.hash.0.clone(),
+                },
+            )
+            .await?;
+        let family = row.map(StoredFamily::into_family).transpose()?;
+        Ok(family.filter(|f| Route::of_key(&f.family_id) == Some(route)))
     }
 
     async fn find_token(&self, key: &TokenKey) -> Result<Option<FoundToken>, StoreError> {
@@ -450,6 +529,7 @@ impl TokenStore for EdgeStore {
         old: &SecretHash,
         family_id: &str,
         tokens: &[TokenRecord],
+        web_sessions: Option<&[SecretHash]>,
         now_ms: u64,
     ) -> Result<Rotation, StoreError> {
         #[derive(Deserialize)]
@@ -461,6 +541,7 @@ impl TokenStore for EdgeStore {
             old: old.0.clone(),
             family_id: family_id.to_owned(),
             tokens: token_rows(tokens)?,
+            web_sessions: web_sessions.map(hex_list),
             now_ms,
         };
         let o: Outcome = self.shards.call(family_route(family_id)?, &op).await?;
@@ -475,11 +556,13 @@ impl TokenStore for EdgeStore {
         &self,
         family_id: &str,
         tokens: &[TokenRecord],
+        web_sessions: Option<&[SecretHash]>,
         now_ms: u64,
     ) -> Result<bool, StoreError> {
         let op = Op::Extend {
             family_id: family_id.to_owned(),
             tokens: token_rows(tokens)?,
+            web_sessions: web_sessions.map(hex_list),
             now_ms,
         };
         self.shards.call(family_route(family_id)?, &op).await

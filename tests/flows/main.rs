@@ -13,3 +13,4 @@ mod performance;
 mod refresh;
 mod scale;
 mod token_endpoints;
+mod user_agent;

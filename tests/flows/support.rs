@@ -64,6 +64,14 @@ impl Reply {
             .find(|(k, _)| k == name)
             .map(|(_, v)| v.into_owned())
     }
+    /// A field of the Location's fragment (the user-agent flows' response).
+    pub fn fragment(&self, name: &str) -> Option<String> {
+        let loc = self.header("location").expect("no Location header");
+        let (_, frag) = loc.split_once('#')?;
+        url::form_urlencoded::parse(frag.as_bytes())
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.into_owned())
+    }
     /// The error code of an RFC 6749 JSON error body.
     pub fn error(&self) -> String {
         self.json()["error"].as_str().unwrap_or_default().to_owned()
@@ -260,6 +268,11 @@ pub fn pkce() -> (String, String) {
     (verifier, challenge)
 }
 
+/// The authorize URL with exactly `params`.
+pub fn authorize_url(params: &[(&str, &str)]) -> String {
+    format!("/services/oauth2/authorize?{}", form(params))
+}
+
 /// The authorize URL for `app` with `redirect_uri` and `extra` parameters.
 pub fn authorize_target(app: &App, redirect_uri: &str, extra: &[(&str, &str)]) -> String {
     let mut p = vec![
@@ -367,9 +380,27 @@ impl Browser {
         login: Option<(&str, &str)>,
         approve: bool,
     ) -> Reply {
-        let mut r = self.get(server, &authorize_target(app, CALLBACK, extra));
+        self.authorize_at(
+            server,
+            &authorize_target(app, CALLBACK, extra),
+            login,
+            approve,
+        )
+    }
+
+    /// The authorization request `target` (a full authorize URL), through login and consent.
+    pub fn authorize_at(
+        &mut self,
+        server: &Server,
+        target: &str,
+        login: Option<(&str, &str)>,
+        approve: bool,
+    ) -> Reply {
+        let mut r = self.get(server, target);
         for _ in 0..3 {
-            if (300..400).contains(&r.status) || !r.body.contains("<form") {
+            if (300..400).contains(&r.status)
+                || !r.body.contains("action=\"/services/oauth2/authorize\"")
+            {
                 return r;
             }
             let h = hidden(&r.body);

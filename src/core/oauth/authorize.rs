@@ -5,8 +5,9 @@
 //! an error is shown as a page and never redirected; after that, errors go back to the client
 //! with `state`.
 
-use super::authz::{AuthorizationRequest, Failure, Prompt, ResponseType};
+use super::authz::{AuthorizationRequest, Failure, Prompt, ResponseMode, ResponseType};
 use super::error::{sf, ErrorCode, OAuthError};
+use super::headless;
 use super::interaction;
 use super::pkce;
 use super::redirect;
@@ -14,6 +15,7 @@ use super::scope::ScopeSet;
 use crate::core::config::Ctx;
 use crate::core::http::{Params, Request, Response};
 use crate::core::model::App;
+use crate::core::org::org_settings;
 use crate::core::storage::Store;
 
 pub async fn get<S: Store>(ctx: &Ctx<'_, S>, req: &Request) -> Response {
@@ -26,6 +28,10 @@ pub async fn get<S: Store>(ctx: &Ctx<'_, S>, req: &Request) -> Response {
 pub async fn post<S: Store>(ctx: &Ctx<'_, S>, req: &Request) -> Response {
     let params = req.form_params();
     match params {
+        // The headless flow answers JSON, never a page or a redirect.
+        Ok(params) if params.get("response_type") == Ok(Some("code_credentials")) => {
+            headless::post(ctx, req, &params).await
+        }
         Ok(params) if params.pairs().iter().any(|(k, _)| k == "response_type") => {
             respond(ctx, req, &params).await
         }
@@ -47,7 +53,9 @@ async fn handle<S: Store>(
 ) -> Result<Response, Failure> {
     let (app, areq) = parse(ctx, params).await?;
     let session = interaction::current_session(ctx, req, &app.client_id).await?;
-    if pkce::missing_but_required(ctx, &app, areq.code_challenge.as_deref()).await? {
+    if areq.response_type == ResponseType::Code
+        && pkce::missing_but_required(ctx, &app, areq.code_challenge.as_deref()).await?
+    {
         return Err(Failure::Redirect(
             Box::new(areq),
             OAuthError::invalid_request("code_challenge required"),
@@ -116,6 +124,7 @@ pub async fn parse<S: Store>(
     // From here on, errors can be redirected. `state` first, so they can carry it.
     let mut areq = AuthorizationRequest {
         response_type: ResponseType::Code,
+        response_mode: ResponseMode::Query,
         client_id: app.client_id.clone(),
         redirect_uri: redirect_uri.to_owned(),
         scopes: Vec::new(),
@@ -126,7 +135,17 @@ pub async fn parse<S: Store>(
         max_age_s: None,
         login_hint: None,
     };
-    match parse_rest(params, &app, &mut areq) {
+    let parsed = parse_rest(params, &app, &mut areq);
+    // Salesforce's "Allow OAuth User-Agent Flows" (salesforce-reference.md §11.3): blocking it
+    // also blocks the hybrid token flow. Said before any other complaint about the request.
+    if areq.response_type.issues_tokens() && !org_settings(ctx).await?.allow_user_agent_flow {
+        let e = OAuthError::new(
+            ErrorCode::UnsupportedResponseType,
+            "the user-agent flow (token, token id_token, hybrid_token) is blocked by the org setting allow_user_agent_flow",
+        );
+        return Err(Failure::Redirect(Box::new(areq), e));
+    }
+    match parsed {
         Ok(()) => Ok((app, areq)),
         Err(e) => Err(Failure::Redirect(Box::new(areq), e)),
     }
@@ -140,14 +159,40 @@ fn parse_rest(
     areq.state = params.get("state").ok().flatten().map(str::to_owned);
     params.get("state")?;
     match params.get("response_type")? {
-        Some("code") => {}
-        Some(_) => {
-            return Err(OAuthError::new(
-                ErrorCode::UnsupportedResponseType,
-                sf::RESPONSE_TYPE_NOT_SUPPORTED,
+        Some(raw) => match ResponseType::parse(raw) {
+            Some(t) => {
+                areq.response_type = t;
+                areq.response_mode = t.default_mode();
+            }
+            None => {
+                // Whatever it was, a value that asks for tokens hears back in the fragment.
+                if raw.contains("token") {
+                    areq.response_mode = ResponseMode::Fragment;
+                }
+                return Err(OAuthError::new(
+                    ErrorCode::UnsupportedResponseType,
+                    sf::RESPONSE_TYPE_NOT_SUPPORTED,
+                ));
+            }
+        },
+        None => return Err(OAuthError::invalid_request("response_type required")),
+    }
+    match params.get("response_mode")? {
+        None => {}
+        // Tokens never in a query string (Multiple Response Type Encoding Practices §2.1).
+        Some("query") if areq.response_type.issues_tokens() => {
+            return Err(OAuthError::invalid_request(
+                "response_mode=query cannot carry tokens",
             ))
         }
-        None => return Err(OAuthError::invalid_request("response_type required")),
+        Some("query") => areq.response_mode = ResponseMode::Query,
+        Some("fragment") => areq.response_mode = ResponseMode::Fragment,
+        Some("form_post") => areq.response_mode = ResponseMode::FormPost,
+        Some(_) => {
+            return Err(OAuthError::invalid_request(
+                "response_mode must be query, fragment or form_post",
+            ))
+        }
     }
     // OIDC Core §6: request objects are not supported, and saying so beats ignoring them (a
     // client would otherwise believe its signed parameters were applied).
@@ -165,6 +210,12 @@ fn parse_rest(
     }
     areq.scopes = ScopeSet::parse_requested(params.get("scope")?, &app.scopes)?.to_vec();
     areq.nonce = params.get("nonce")?.map(str::to_owned);
+    // OIDC Core §3.2.2.1: an ID token from the authorization endpoint needs a nonce.
+    if areq.response_type == ResponseType::TokenIdToken && areq.nonce.is_none() {
+        return Err(OAuthError::invalid_request(
+            "nonce required with response_type token id_token",
+        ));
+    }
     areq.code_challenge = pkce::parse_challenge(
         params.get("code_challenge")?,
         params.get("code_challenge_method")?,

@@ -17,7 +17,58 @@ pub const CODE_TTL_S: u64 = 15 * 60;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ResponseType {
+    /// `code`, and Salesforce's `hybrid_auth_code` (a code the token endpoint may redeem with
+    /// `grant_type=hybrid_auth_code`).
     Code,
+    /// The user-agent flow (RFC 6749 §4.2): tokens in the fragment.
+    Token,
+    /// `token id_token` (OIDC Core §3.2): the same, with an ID token; `nonce` required.
+    TokenIdToken,
+    /// Salesforce's hybrid token flow: `token` plus a web session (`hybrid.rs`).
+    HybridToken,
+}
+
+impl ResponseType {
+    /// A `response_type` value: space-separated, in any order (OAuth 2.0 Multiple Response Type
+    /// Encoding Practices §3).
+    pub fn parse(raw: &str) -> Option<Self> {
+        let mut parts: Vec<&str> = raw.split(' ').filter(|p| !p.is_empty()).collect();
+        parts.sort_unstable();
+        match parts.as_slice() {
+            ["code"] | ["hybrid_auth_code"] => Some(Self::Code),
+            ["token"] => Some(Self::Token),
+            ["id_token", "token"] => Some(Self::TokenIdToken),
+            ["hybrid_token"] => Some(Self::HybridToken),
+            _ => None,
+        }
+    }
+
+    /// Whether the authorization endpoint itself issues tokens (the user-agent flows, which the
+    /// org setting `allow_user_agent_flow` governs).
+    pub fn issues_tokens(self) -> bool {
+        self != Self::Code
+    }
+
+    /// Where the response goes unless `response_mode` says otherwise: tokens never in a query.
+    pub fn default_mode(self) -> ResponseMode {
+        if self.issues_tokens() {
+            ResponseMode::Fragment
+        } else {
+            ResponseMode::Query
+        }
+    }
+}
+
+/// How the response reaches the redirect URI (OAuth 2.0 Multiple Response Type Encoding
+/// Practices §2.1, OAuth 2.0 Form Post Response Mode).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ResponseMode {
+    #[default]
+    Query,
+    Fragment,
+    /// A self-submitting HTML form POSTed to the redirect URI (`pages::form_post`).
+    FormPost,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -45,6 +96,8 @@ impl Prompt {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AuthorizationRequest {
     pub response_type: ResponseType,
+    #[serde(default)]
+    pub response_mode: ResponseMode,
     pub client_id: String,
     pub redirect_uri: String,
     pub scopes: Vec<String>,
@@ -68,8 +121,12 @@ pub enum Failure {
 }
 
 impl From<crate::core::storage::StoreError> for Failure {
-    fn from(_: crate::core::storage::StoreError) -> Self {
-        Self::Internal
+    fn from(e: crate::core::storage::StoreError) -> Self {
+        match e {
+            // A shard that is down: a 503 page, the request may be retried.
+            crate::core::storage::StoreError::Unavailable(_) => Self::Page(OAuthError::from(e)),
+            _ => Self::Internal,
+        }
     }
 }
 
@@ -88,10 +145,10 @@ impl Failure {
 /// (`redirect_uri%20must%20match%20configuration`): scrapers percent-decode it, which leaves a
 /// `+` as it is. The form serializer writes a literal `+` as `%2B`, so every `+` is a space.
 pub fn error_page(e: &OAuthError) -> Response {
-    let status = if e.code == ErrorCode::ServerError {
-        500
-    } else {
-        400
+    let status = match e.code {
+        ErrorCode::ServerError => 500,
+        ErrorCode::TemporarilyUnavailable => 503,
+        _ => 400,
     };
     Response::text(status, e.to_urlencoded().replace('+', "%20")).no_store()
 }
@@ -102,12 +159,45 @@ pub fn redirect_error<S: Store>(
     areq: &AuthorizationRequest,
     e: &OAuthError,
 ) -> Response {
-    let mut pairs: Vec<(&str, &str)> = e.pairs().to_vec();
+    to_client(ctx, areq, e.pairs().to_vec())
+}
+
+/// The response to the client: `pairs`, then `state` and RFC 9207 `iss`, in the request's
+/// response mode.
+pub fn to_client<'a, S: Store>(
+    ctx: &'a Ctx<'_, S>,
+    areq: &'a AuthorizationRequest,
+    mut pairs: Vec<(&'a str, &'a str)>,
+) -> Response {
     if let Some(state) = &areq.state {
         pairs.push(("state", state));
     }
     pairs.push(("iss", &ctx.issuer));
-    Response::redirect(&redirect::with_query(&areq.redirect_uri, &pairs))
+    match areq.response_mode {
+        ResponseMode::Query => {
+            Response::redirect(&redirect::with_query(&areq.redirect_uri, &pairs))
+        }
+        ResponseMode::Fragment => {
+            Response::redirect(&redirect::with_fragment(&areq.redirect_uri, &pairs))
+        }
+        ResponseMode::FormPost => super::pages::form_post(&areq.redirect_uri, &pairs),
+    }
+}
+
+/// The end of an authorization with a logged-in user who consented: a code, or (user-agent
+/// flows) the tokens themselves.
+pub async fn complete<S: Store>(
+    ctx: &Ctx<'_, S>,
+    areq: &AuthorizationRequest,
+    user_id: &str,
+    user: Option<UserClaims>,
+    authn: super::interaction::Authn,
+) -> Result<Response, Failure> {
+    if areq.response_type.issues_tokens() {
+        super::user_agent::issue(ctx, areq, user_id, user, authn).await
+    } else {
+        issue_code(ctx, areq, user_id, user, authn).await
+    }
 }
 
 /// RFC 6749 §4.1.2: a code of 256 bits, stored hashed in KV for 15 minutes and bound to client,
@@ -120,6 +210,18 @@ pub async fn issue_code<S: Store>(
     user: Option<UserClaims>,
     authn: super::interaction::Authn,
 ) -> Result<Response, Failure> {
+    let code = mint_code(ctx, areq, user_id, user, authn).await?;
+    Ok(to_client(ctx, areq, vec![("code", code.expose())]))
+}
+
+/// A code for `user_id`, stored hashed with what it is bound to (also the headless flow's).
+pub async fn mint_code<S: Store>(
+    ctx: &Ctx<'_, S>,
+    areq: &AuthorizationRequest,
+    user_id: &str,
+    user: Option<UserClaims>,
+    authn: super::interaction::Authn,
+) -> Result<Secret, crate::core::storage::StoreError> {
     let code = Secret::random_base62(ctx.rng, 43);
     let grant = CodeGrant {
         client_id: areq.client_id.clone(),
@@ -135,15 +237,7 @@ pub async fn issue_code<S: Store>(
         user,
     };
     ctx.store.put_code(&code.hash(), &grant).await?;
-    let mut pairs: Vec<(&str, &str)> = vec![("code", code.expose())];
-    if let Some(state) = &areq.state {
-        pairs.push(("state", state));
-    }
-    pairs.push(("iss", &ctx.issuer));
-    Ok(Response::redirect(&redirect::with_query(
-        &areq.redirect_uri,
-        &pairs,
-    )))
+    Ok(code)
 }
 
 /// Scope descriptions for the consent page.

@@ -2,7 +2,7 @@
 //! kept in KV, a browser-bound CSRF token on every form (security checklist: CSRF), and the login
 //! session cookie.
 
-use super::authz::{issue_code, AuthorizationRequest, Failure, CODE_TTL_S};
+use super::authz::{complete, AuthorizationRequest, Failure, CODE_TTL_S};
 use super::error::{sf, ErrorCode, OAuthError};
 use super::pages;
 use crate::core::config::Ctx;
@@ -39,6 +39,17 @@ pub async fn current_session<S: Store>(
     };
     if session.expires_at_s <= ctx.now_s() {
         return Ok(None);
+    }
+    // A session bridged from a hybrid app's web session lives only as long as that does.
+    if let Some(web) = &session.web_session {
+        let live = ctx
+            .store
+            .find_web_session(web)
+            .await?
+            .is_some_and(|f| f.revoked_at_s.is_none() && f.user_id == session.user_id);
+        if !live {
+            return Ok(None);
+        }
     }
     // The user and their grant to this app in one read.
     Ok(ctx
@@ -148,14 +159,14 @@ pub async fn proceed<S: Store>(
             ));
         }
         // Pre-authorized users skip the consent page, as in Salesforce.
-        return issue_code(ctx, &areq, &user.user_id, Some(user.into()), authn).await;
+        return complete(ctx, &areq, &user.user_id, Some(user.into()), authn).await;
     }
     let approved = grant.approved_scopes.unwrap_or_default();
     if areq.scopes.iter().all(|x| approved.contains(x))
         && !approved.is_empty()
         && !areq.prompt.consent
     {
-        return issue_code(ctx, &areq, &user.user_id, Some(user.into()), authn).await;
+        return complete(ctx, &areq, &user.user_id, Some(user.into()), authn).await;
     }
     if areq.prompt.none {
         let e = areq
@@ -260,6 +271,7 @@ async fn handle_post<S: Store>(
         let sid = Secret::random_base62(ctx.rng, 43);
         let session = Session {
             user_id: user.user_id.clone(),
+            web_session: None,
             auth_time_s: now,
             created_at_ms: ctx.clock.now_ms(),
             expires_at_s: now + SESSION_TTL_S,
@@ -312,7 +324,7 @@ async fn handle_post<S: Store>(
     ctx.store
         .record_approval(&app.client_id, user_id, &scopes)
         .await?;
-    issue_code(ctx, &areq, user_id, record.user_claims.clone(), authn).await
+    complete(ctx, &areq, user_id, record.user_claims.clone(), authn).await
 }
 
 /// Every login attempt counts twice: against the username from this address (so guessing one
@@ -320,7 +332,7 @@ async fn handle_post<S: Store>(
 /// against the address across usernames (so spraying many usernames is slow too). The username
 /// is hashed into the key: keys stay short, whatever was typed. Lowercased in ASCII only, as
 /// the username column compares (`COLLATE NOCASE`).
-async fn login_allowed<S: Store>(
+pub async fn login_allowed<S: Store>(
     ctx: &Ctx<'_, S>,
     req: &Request,
     username: &str,

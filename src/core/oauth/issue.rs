@@ -112,6 +112,13 @@ pub async fn publish<S: Store>(ctx: &Ctx<'_, S>, minted: &Minted) -> Result<(), 
     ctx.store.put_access_copy(hash, copy).await
 }
 
+/// A secret of the family `family_id`, `{route}{random}`, kept in the family's shard (a hybrid
+/// web session's `sid`).
+pub fn family_secret(family_id: &str, random: &Secret) -> Secret {
+    let route = Route::of_key(family_id).unwrap_or(Route(0)).encode();
+    Secret::new(format!("{route}{}", random.expose()))
+}
+
 /// A new family id, `{route}{random 22}`: its route is picked among the configured shards.
 pub fn new_family_id<S: Store>(ctx: &Ctx<'_, S>) -> String {
     routed_secret(ctx, 22).expose().to_owned()
@@ -239,16 +246,18 @@ async fn id_token<S: Store>(
     Ok(key.sign(TYP_ID_TOKEN, &claims).await?)
 }
 
-/// CONTRACT §2 token response, `Cache-Control: no-store`.
-pub async fn token_response<S: Store>(
+/// The fields of a token response (CONTRACT §2) before `expires_in`: the access token and what
+/// describes it, `signature` when the client authenticated with its secret, the refresh token
+/// when one was minted, and an ID token when `openid` was granted or `id_token` is asked for.
+pub async fn token_fields<S: Store>(
     ctx: &Ctx<'_, S>,
     grant: &Grant<'_>,
     minted: &Minted,
-    urlencoded: bool,
-) -> Result<Response, OAuthError> {
+    id_token_wanted: bool,
+) -> Result<Vec<(&'static str, String)>, OAuthError> {
     let id_url = identity_url(ctx, grant.org_id, grant.user_id);
     let issued_at = ctx.clock.now_ms().to_string();
-    let mut fields: Vec<(&str, String)> = vec![
+    let mut fields: Vec<(&'static str, String)> = vec![
         ("access_token", minted.access.expose().to_owned()),
         ("token_type", "Bearer".into()),
         ("issued_at", issued_at.clone()),
@@ -265,7 +274,7 @@ pub async fn token_response<S: Store>(
     if let Some(r) = &minted.refresh {
         fields.push(("refresh_token", r.expose().to_owned()));
     }
-    if grant.scopes.contains("openid") {
+    if id_token_wanted || grant.scopes.contains("openid") {
         fields.push((
             "id_token",
             id_token(ctx, grant, &minted.access, &id_url).await?,
@@ -274,6 +283,20 @@ pub async fn token_response<S: Store>(
     if grant.app.policy.jwt_access_tokens {
         fields.push(("token_format", "jwt".into()));
     }
+    Ok(fields)
+}
+
+/// CONTRACT §2 token response with `extra` fields (a hybrid app's session), `Cache-Control:
+/// no-store`.
+pub async fn token_response<S: Store>(
+    ctx: &Ctx<'_, S>,
+    grant: &Grant<'_>,
+    minted: &Minted,
+    extra: Vec<(&'static str, String)>,
+    urlencoded: bool,
+) -> Result<Response, OAuthError> {
+    let mut fields = token_fields(ctx, grant, minted, false).await?;
+    fields.extend(extra);
     let ttl = grant.app.policy.access_token_ttl_s;
     let resp = if urlencoded {
         let mut ser = form_urlencoded::Serializer::new(String::new());

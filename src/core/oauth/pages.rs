@@ -123,8 +123,60 @@ pub fn consent(app: &App, user: &User, areq: &AuthorizationRequest, form: &Form<
     )
 }
 
+/// The script of the form-post page: submits the one form. Allowed by its hash, and nothing else
+/// may run.
+const AUTO_SUBMIT: &str = "document.forms[0].submit()";
+
+/// OAuth 2.0 Form Post Response Mode: the response as hidden fields of a form that POSTs itself
+/// to the redirect URI (with a button for browsers without script). The page may post only there.
+pub fn form_post(redirect_uri: &str, pairs: &[(&str, &str)]) -> Response {
+    let body = html! {
+        h1 { "Continue" }
+        form method="post" action=(redirect_uri) {
+            @for (name, value) in pairs {
+                input type="hidden" name=(name) value=(value);
+            }
+            noscript { button type="submit" { "Continue" } }
+        }
+        script { (PreEscaped(AUTO_SUBMIT)) }
+    };
+    let hash = crate::core::secret::b64(&crate::core::secret::sha256(AUTO_SUBMIT.as_bytes()));
+    let csp = format!(
+        "default-src 'none'; script-src 'sha256-{hash}'; style-src 'unsafe-inline'; form-action {}; frame-ancestors 'none'; base-uri 'none'",
+        csp_source(redirect_uri)
+    );
+    Response::new(200, "text/html;charset=UTF-8", layout("Continue", body))
+        .with_header("x-frame-options", "DENY")
+        .with_header("content-security-policy", &csp)
+        .with_header("referrer-policy", "no-referrer")
+        .no_store()
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn the_form_post_page_carries_the_fields_escaped_and_allows_only_its_script() {
+        let r = super::form_post(
+            "https://app.example/cb",
+            &[("code", "a\"<b"), ("state", "s&t")],
+        );
+        let body = String::from_utf8(r.body.clone()).unwrap();
+        assert!(
+            body.contains(r#"action="https://app.example/cb""#),
+            "{body}"
+        );
+        assert!(body.contains(r#"value="a&quot;&lt;b""#), "{body}");
+        assert!(body.contains(r#"value="s&amp;t""#), "{body}");
+        let csp = r
+            .headers
+            .iter()
+            .find(|(k, _)| k == "content-security-policy")
+            .map(|(_, v)| v.clone())
+            .unwrap();
+        assert!(csp.contains("script-src 'sha256-"), "{csp}");
+        assert!(csp.contains("form-action https://app.example;"), "{csp}");
+    }
+
     #[test]
     fn interpolated_text_is_escaped() {
         let form = super::Form {

@@ -74,6 +74,22 @@ pub fn with_query(redirect_uri: &str, pairs: &[(&str, &str)]) -> String {
     format!("{redirect_uri}{sep}{encoded}")
 }
 
+/// `redirect_uri` with `pairs` in its fragment (RFC 6749 §4.2.2: the user-agent flow's
+/// tokens never reach the client's server, nor its logs).
+pub fn with_fragment(redirect_uri: &str, pairs: &[(&str, &str)]) -> String {
+    let encoded = form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(pairs)
+        .finish();
+    format!("{redirect_uri}#{encoded}")
+}
+
+/// Whether the redirect URI has a private-use scheme (RFC 8252 §7.1, e.g. `myapp://cb`) rather
+/// than http(s): a native app's own, where the user-agent flow may return a refresh token
+/// (salesforce-reference.md §2).
+pub fn is_private_use_scheme(redirect_uri: &str) -> bool {
+    url::Url::parse(redirect_uri).is_ok_and(|u| !matches!(u.scheme(), "http" | "https"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -30,11 +30,11 @@ async fn revoke<S: Store>(ctx: &Ctx<'_, S>, req: &Request) -> Result<Response, O
     let now = ctx.now_s();
     if let Some(creds) = credentials(req, &params)? {
         let client = authenticate(ctx, req, Some(creds), |_| false).await?;
-        let owned = ctx
-            .store
-            .find_token(&key)
-            .await?
-            .is_some_and(|f| f.family.client_id == client.app.client_id);
+        let family = match ctx.store.find_token(&key).await? {
+            Some(found) => Some(found.family),
+            None => ctx.store.find_web_session(&key).await?,
+        };
+        let owned = family.is_some_and(|f| f.client_id == client.app.client_id);
         if owned {
             revoke_token(ctx, &key, now).await?;
         }

@@ -50,8 +50,14 @@ async fn dispatch<S: Store>(
     params: &Params,
 ) -> Result<Response, OAuthError> {
     match params.get("grant_type")? {
-        Some("authorization_code") => grants::authorization_code::exchange(ctx, req, params).await,
-        Some("refresh_token") => grants::refresh_token::refresh(ctx, req, params).await,
+        Some("authorization_code") => {
+            grants::authorization_code::exchange(ctx, req, params, false).await
+        }
+        Some("hybrid_auth_code") => {
+            grants::authorization_code::exchange(ctx, req, params, true).await
+        }
+        Some("refresh_token") => grants::refresh_token::refresh(ctx, req, params, false).await,
+        Some("hybrid_refresh") => grants::refresh_token::refresh(ctx, req, params, true).await,
         Some(_) => Err(OAuthError::new(
             ErrorCode::UnsupportedGrantType,
             sf::GRANT_NOT_SUPPORTED,

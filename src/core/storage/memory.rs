@@ -26,6 +26,8 @@ pub struct MemoryStore {
     rotated: RefCell<HashMap<String, u64>>,
     families: RefCell<HashMap<String, Family>>,
     tokens: RefCell<HashMap<String, TokenRecord>>,
+    /// Hybrid web sessions: `sid` hash → family id.
+    web_sessions: RefCell<HashMap<String, String>>,
     access_copies: RefCell<HashMap<String, AccessCopy>>,
     /// Lookups of token records (the D1 reads that validation must avoid).
     token_reads: std::cell::Cell<u32>,
@@ -114,6 +116,24 @@ impl MemoryStore {
         for t in tokens {
             map.insert(t.hash.0.clone(), t.clone());
         }
+    }
+
+    /// Replaces the family's web sessions by `sids`.
+    fn set_web_sessions(&self, family_id: &str, sids: &[SecretHash]) {
+        let mut map = self.web_sessions.borrow_mut();
+        map.retain(|_, f| f != family_id);
+        for s in sids {
+            map.insert(s.0.clone(), family_id.to_owned());
+        }
+    }
+
+    /// Whether the user may still be issued tokens for what they authenticated at
+    /// `user_valid_at_ms` (the shards' epochs, here read off the user).
+    fn user_valid(&self, user_id: &str, user_valid_at_ms: u64) -> bool {
+        self.users
+            .borrow()
+            .get(user_id)
+            .is_some_and(|u| u.active && u.sessions_valid_from_ms <= user_valid_at_ms)
     }
 }
 
@@ -356,19 +376,30 @@ impl TokenStore for MemoryStore {
         {
             return Ok(Redemption::Replayed);
         }
-        let user_valid = self
-            .users
-            .borrow()
-            .get(&issue.family.user_id)
-            .is_some_and(|u| u.active && u.sessions_valid_from_ms <= user_valid_at_ms);
-        if !user_valid {
-            return Ok(Redemption::UserInvalid);
+        Ok(if self.start_family(issue, user_valid_at_ms).await? {
+            Redemption::Issued
+        } else {
+            Redemption::UserInvalid
+        })
+    }
+    async fn start_family(&self, issue: &Issue, user_valid_at_ms: u64) -> Result<bool, StoreError> {
+        self.shard_up(Route::of_key(&issue.family.family_id))?;
+        if !self.user_valid(&issue.family.user_id, user_valid_at_ms) {
+            return Ok(false);
         }
         self.families
             .borrow_mut()
             .insert(issue.family.family_id.clone(), issue.family.clone());
         self.insert_tokens(&issue.tokens);
-        Ok(Redemption::Issued)
+        self.set_web_sessions(&issue.family.family_id, &issue.web_sessions);
+        Ok(true)
+    }
+    async fn find_web_session(&self, key: &TokenKey) -> Result<Option<Family>, StoreError> {
+        self.shard_up(key.route)?;
+        let family_id = self.web_sessions.borrow().get(&key.hash.0).cloned();
+        Ok(family_id
+            .filter(|f| key.route.is_some() && Route::of_key(f) == key.route)
+            .and_then(|f| self.families.borrow().get(&f).cloned()))
     }
     async fn find_token(&self, key: &TokenKey) -> Result<Option<FoundToken>, StoreError> {
         self.token_reads.set(self.token_reads.get() + 1);
@@ -391,6 +422,7 @@ impl TokenStore for MemoryStore {
         old: &SecretHash,
         family_id: &str,
         tokens: &[TokenRecord],
+        web_sessions: Option<&[SecretHash]>,
         now_ms: u64,
     ) -> Result<Rotation, StoreError> {
         self.shard_up(Route::of_key(family_id))?;
@@ -404,13 +436,15 @@ impl TokenStore for MemoryStore {
         if let Some(t) = self.tokens.borrow_mut().get_mut(&old.0) {
             t.state = TokenState::Rotated;
         }
-        self.extend_family(family_id, tokens, now_ms).await?;
+        self.extend_family(family_id, tokens, web_sessions, now_ms)
+            .await?;
         Ok(Rotation::Rotated)
     }
     async fn extend_family(
         &self,
         family_id: &str,
         tokens: &[TokenRecord],
+        web_sessions: Option<&[SecretHash]>,
         now_ms: u64,
     ) -> Result<bool, StoreError> {
         self.shard_up(Route::of_key(family_id))?;
@@ -421,6 +455,9 @@ impl TokenStore for MemoryStore {
             f.last_used_at_ms = now_ms;
         }
         self.insert_tokens(tokens);
+        if let Some(sids) = web_sessions {
+            self.set_web_sessions(family_id, sids);
+        }
         Ok(true)
     }
     async fn revoke_family(
@@ -448,7 +485,11 @@ impl TokenStore for MemoryStore {
                 }
                 Ok(vec![hash.clone()])
             }
-            None => Ok(vec![]),
+            // A hybrid web session's `sid`: revoking it ends its family.
+            None => match self.find_web_session(key).await? {
+                Some(f) => self.revoke_family(&f.family_id, now_s).await,
+                None => Ok(vec![]),
+            },
         }
     }
     async fn unexpired_access_tokens(

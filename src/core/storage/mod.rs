@@ -151,15 +151,25 @@ pub trait TokenStore {
         issue: &Issue,
         user_valid_at_ms: u64,
     ) -> Result<Redemption, StoreError>;
+    /// Starts a family without a code (tokens issued at the authorization endpoint, and the
+    /// grants to come that have no code): `false`, with nothing written, when something ended
+    /// the user's or the client's tokens after `user_valid_at_ms`, as for [`Self::redeem_code`].
+    async fn start_family(&self, issue: &Issue, user_valid_at_ms: u64) -> Result<bool, StoreError>;
     async fn find_token(&self, key: &TokenKey) -> Result<Option<FoundToken>, StoreError>;
+    /// The family of a hybrid web session (`sid`), if the session exists: it ends with its
+    /// family's revocation (the caller checks `revoked_at_s`) and when a `hybrid_refresh`
+    /// replaces the family's web sessions.
+    async fn find_web_session(&self, key: &TokenKey) -> Result<Option<Family>, StoreError>;
     /// Marks `old` rotated and adds `tokens`, once; a second rotation of the same token is
     /// [`Rotation::Reused`] (with the time of the first) and writes nothing, and so is a
     /// rotation in a family revoked meanwhile ([`Rotation::Revoked`]).
+    /// With `web_sessions`, the family's web sessions are replaced by these, in the same step.
     async fn rotate_refresh_token(
         &self,
         old: &SecretHash,
         family_id: &str,
         tokens: &[TokenRecord],
+        web_sessions: Option<&[SecretHash]>,
         now_ms: u64,
     ) -> Result<Rotation, StoreError>;
     /// Adds tokens to a live family (refresh without rotation, or within the reuse grace) and
@@ -168,6 +178,7 @@ pub trait TokenStore {
         &self,
         family_id: &str,
         tokens: &[TokenRecord],
+        web_sessions: Option<&[SecretHash]>,
         now_ms: u64,
     ) -> Result<bool, StoreError>;
     /// Revokes the family; returns its access tokens that were live, whose edge copies must go.
@@ -176,7 +187,8 @@ pub trait TokenStore {
         family_id: &str,
         now_s: u64,
     ) -> Result<Vec<SecretHash>, StoreError>;
-    /// RFC 7009 §2.1: revoking a refresh token revokes its family; an access token, itself.
+    /// RFC 7009 §2.1: revoking a refresh token revokes its family; an access token, itself; a
+    /// hybrid web session's `sid`, its family (the session and the tokens end together).
     /// Returns the access tokens that were live and are not any more.
     async fn revoke_token(&self, key: &TokenKey, now_s: u64)
         -> Result<Vec<SecretHash>, StoreError>;

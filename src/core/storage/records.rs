@@ -92,6 +92,11 @@ impl AccessCopy {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Session {
     pub user_id: String,
+    /// For a session bridged from a hybrid app's web session (`/secur/frontdoor.jsp`): that
+    /// web session, which must still be live (its family not revoked, not replaced by a
+    /// `hybrid_refresh`) every time this browser session is used.
+    #[serde(default)]
+    pub web_session: Option<crate::core::storage::TokenKey>,
     pub auth_time_s: u64,
     /// When the session began, to the millisecond: it ends when the user's password changes or
     /// the user is deactivated (`User::sessions_valid_from_ms`).
@@ -175,11 +180,13 @@ pub struct FoundToken {
     pub user: Option<crate::core::model::User>,
 }
 
-/// A new family with its first tokens.
+/// A new family with its first tokens, and the hybrid web sessions tied to it (hashes of
+/// their `sid`s; empty outside the hybrid flows).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Issue {
     pub family: Family,
     pub tokens: Vec<TokenRecord>,
+    pub web_sessions: Vec<SecretHash>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

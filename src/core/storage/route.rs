@@ -15,7 +15,10 @@ const ALPHABET: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmn
 pub const MAX_SHARDS: u16 = 64;
 
 /// A shard index, `0..MAX_SHARDS`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
+#[serde(transparent)]
 pub struct Route(pub u16);
 
 impl Route {
@@ -49,7 +52,7 @@ impl Route {
 
 /// How a presented secret is looked up: its hash, and the route its shape carries (`None` for
 /// anything that is not one of our routed tokens, which no store will find).
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct TokenKey {
     pub hash: SecretHash,
     pub route: Option<Route>,

@@ -5,6 +5,7 @@ use crate::core::future::both;
 use crate::core::http::{Params, Request, Response};
 use crate::core::oauth::client_auth::{authenticate, credentials};
 use crate::core::oauth::error::{sf, ErrorCode, OAuthError};
+use crate::core::oauth::hybrid::WebSessions;
 use crate::core::oauth::issue::{
     mint, publish, refresh_allowed, revoke_family, token_response, wants_urlencoded, Grant,
 };
@@ -14,10 +15,13 @@ use crate::core::org::org_id;
 use crate::core::secret::Secret;
 use crate::core::storage::{Family, Issue, Redemption, Store, UserClaims};
 
+/// `grant_type=authorization_code`, or Salesforce's `hybrid_auth_code` (`hybrid`), which also
+/// opens a web session tied to the new family (`hybrid.rs`).
 pub async fn exchange<S: Store>(
     ctx: &Ctx<'_, S>,
     req: &Request,
     params: &Params,
+    hybrid: bool,
 ) -> Result<Response, OAuthError> {
     let code = Secret::new(
         params
@@ -95,6 +99,7 @@ pub async fn exchange<S: Store>(
         refresh_allowed(&client.app, &scopes),
     )
     .await?;
+    let web = hybrid.then(|| WebSessions::mint(ctx, &grant.family_id, &scopes));
     let issue = Issue {
         family: Family {
             family_id: grant.family_id.clone(),
@@ -107,10 +112,19 @@ pub async fn exchange<S: Store>(
             revoked_at_s: None,
         },
         tokens: minted.records.clone(),
+        web_sessions: web.as_ref().map(WebSessions::hashes).unwrap_or_default(),
     };
+    let extra = web.map(|w| w.fields(ctx)).unwrap_or_default();
     // The response, ID token signed, before the code is used up: a signing failure (a broken
     // SIGNING_KEYS) must never cost the user their code.
-    let response = token_response(ctx, &described, &minted, wants_urlencoded(req, params)).await?;
+    let response = token_response(
+        ctx,
+        &described,
+        &minted,
+        extra,
+        wants_urlencoded(req, params),
+    )
+    .await?;
     let (published, redeemed) = both(
         publish(ctx, &minted),
         ctx.store

@@ -9,6 +9,7 @@ use crate::core::model::{App, NamedRefreshPolicy, RefreshTokenPolicy};
 use crate::core::oauth::bearer::token_key;
 use crate::core::oauth::client_auth::{authenticate, credentials};
 use crate::core::oauth::error::{sf, ErrorCode, OAuthError};
+use crate::core::oauth::hybrid::WebSessions;
 use crate::core::oauth::issue::{
     mint, publish, revoke_family, token_response, wants_urlencoded, Grant,
 };
@@ -72,10 +73,13 @@ fn within_grace(app: &App, rotated_at_ms: Option<u64>, now_ms: u64) -> bool {
     grace_ms > 0 && rotated_at_ms.is_some_and(|at| now_ms.saturating_sub(at) <= grace_ms)
 }
 
+/// `grant_type=refresh_token`, or Salesforce's `hybrid_refresh` (`hybrid`), which also issues a
+/// new web session and ends the old one (`hybrid.rs`).
 pub async fn refresh<S: Store>(
     ctx: &Ctx<'_, S>,
     req: &Request,
     params: &Params,
+    hybrid: bool,
 ) -> Result<Response, OAuthError> {
     let presented = Secret::new(
         params
@@ -140,7 +144,18 @@ pub async fn refresh<S: Store>(
     };
     let minted = mint(ctx, &described, &family.family_id, rotate).await?;
     // Signed before anything is stored: a signing failure must not use up the token.
-    let response = token_response(ctx, &described, &minted, wants_urlencoded(req, params)).await?;
+    // `hybrid_refresh`: a new web session replaces the family's old one(s) with the rotation.
+    let web = hybrid.then(|| WebSessions::mint(ctx, &family.family_id, &scopes));
+    let web_hashes = web.as_ref().map(WebSessions::hashes);
+    let extra = web.map(|w| w.fields(ctx)).unwrap_or_default();
+    let response = token_response(
+        ctx,
+        &described,
+        &minted,
+        extra,
+        wants_urlencoded(req, params),
+    )
+    .await?;
     let store = ctx.store;
     let (published, stored) = both(publish(ctx, &minted), async {
         if rotate && !in_grace {
@@ -149,6 +164,7 @@ pub async fn refresh<S: Store>(
                     &presented.hash(),
                     &family.family_id,
                     &minted.records,
+                    web_hashes.as_deref(),
                     now_ms,
                 )
                 .await?;
@@ -160,7 +176,12 @@ pub async fn refresh<S: Store>(
                     if within_grace(app, Some(rotated_at_ms), now_ms) =>
                 {
                     store
-                        .extend_family(&family.family_id, &minted.records, now_ms)
+                        .extend_family(
+                            &family.family_id,
+                            &minted.records,
+                            web_hashes.as_deref(),
+                            now_ms,
+                        )
                         .await
                 }
                 Rotation::Reused { .. } | Rotation::Revoked => Ok(false),
@@ -169,7 +190,12 @@ pub async fn refresh<S: Store>(
             // No rotation, or a second presentation within the grace: the first successor
             // stays valid, and this use counts for `inactivity_s` like any other.
             store
-                .extend_family(&family.family_id, &minted.records, now_ms)
+                .extend_family(
+                    &family.family_id,
+                    &minted.records,
+                    web_hashes.as_deref(),
+                    now_ms,
+                )
                 .await
         }
     })

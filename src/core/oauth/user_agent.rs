@@ -1,0 +1,121 @@
+//! The user-agent flow (RFC 6749 §4.2, salesforce-reference.md §2), `token id_token` (OIDC
+//! Core §3.2) and Salesforce's hybrid token flow (§4): after login and consent, the
+//! authorization endpoint issues the tokens itself, in the redirect URI's fragment (or a form
+//! post). The org setting `allow_user_agent_flow` governs all three (`authorize.rs`).
+//!
+//! What differs from the code flow's token response:
+//! - no client authentication happens, so there is no `signature` (an HMAC keyed with the client
+//!   secret, which is stored only as a hash);
+//! - a refresh token only when `refresh_token`/`offline_access` is granted **and** the redirect
+//!   URI has a private-use scheme (a native app's own), never to an http(s) page;
+//! - `hybrid_token` adds the web session fields (`hybrid.rs`).
+
+use super::authz::{to_client, AuthorizationRequest, Failure, ResponseType};
+use super::error::{sf, ErrorCode, OAuthError};
+use super::hybrid::WebSessions;
+use super::interaction::Authn;
+use super::issue::{mint, new_family_id, publish, refresh_allowed, token_fields, Grant};
+use super::redirect::is_private_use_scheme;
+use super::scope::ScopeSet;
+use crate::core::config::Ctx;
+use crate::core::future::both;
+use crate::core::http::Response;
+use crate::core::org::org_id;
+use crate::core::storage::{Family, Issue, Store, StoreError, UserClaims};
+
+pub async fn issue<S: Store>(
+    ctx: &Ctx<'_, S>,
+    areq: &AuthorizationRequest,
+    user_id: &str,
+    claims: Option<UserClaims>,
+    authn: Authn,
+) -> Result<Response, Failure> {
+    let back = |e: OAuthError| Failure::Redirect(Box::new(areq.clone()), e);
+    let unavailable = |e: StoreError| match e {
+        StoreError::Unavailable(_) => back(OAuthError::new(
+            ErrorCode::TemporarilyUnavailable,
+            "storage for these tokens is unavailable; retry shortly",
+        )),
+        _ => Failure::Internal,
+    };
+    let app = ctx.store.get_app(&areq.client_id).await?.ok_or_else(|| {
+        Failure::Page(OAuthError::new(
+            ErrorCode::InvalidClientId,
+            sf::CLIENT_ID_INVALID,
+        ))
+    })?;
+    let inactive = || back(OAuthError::new(ErrorCode::AccessDenied, "user is inactive"));
+    let claims = match claims {
+        Some(c) => c,
+        None => ctx
+            .store
+            .get_user(user_id)
+            .await?
+            .filter(|u| u.active)
+            .map(|u| UserClaims::from(&u))
+            .ok_or_else(inactive)?,
+    };
+    let org_id = org_id(ctx).await?;
+    let scopes = ScopeSet::from_list(&areq.scopes);
+    let family_id = new_family_id(ctx);
+    let with_refresh = refresh_allowed(&app, &scopes) && is_private_use_scheme(&areq.redirect_uri);
+    let grant = Grant {
+        org_id: &org_id,
+        app: &app,
+        client_secret: None,
+        user_id,
+        claims: &claims,
+        scopes: &scopes,
+        auth_time_s: authn.auth_time_s,
+        nonce: areq.nonce.as_deref(),
+    };
+    let minted = mint(ctx, &grant, &family_id, with_refresh)
+        .await
+        .map_err(back)?;
+    let web = (areq.response_type == ResponseType::HybridToken)
+        .then(|| WebSessions::mint(ctx, &family_id, &scopes));
+    // Signed before anything is stored, as at the token endpoint.
+    let mut fields = token_fields(
+        ctx,
+        &grant,
+        &minted,
+        areq.response_type == ResponseType::TokenIdToken,
+    )
+    .await
+    .map_err(back)?;
+    fields.push(("expires_in", app.policy.access_token_ttl_s.to_string()));
+    if let Some(w) = &web {
+        fields.extend(w.fields(ctx));
+    }
+    let issue = Issue {
+        family: Family {
+            family_id: family_id.clone(),
+            client_id: app.client_id.clone(),
+            user_id: user_id.to_owned(),
+            scopes: scopes.to_vec(),
+            auth_time_s: authn.auth_time_s,
+            created_at_s: ctx.now_s(),
+            last_used_at_ms: ctx.clock.now_ms(),
+            revoked_at_s: None,
+        },
+        tokens: minted.records.clone(),
+        web_sessions: web.as_ref().map(WebSessions::hashes).unwrap_or_default(),
+    };
+    let (published, started) = both(
+        publish(ctx, &minted),
+        ctx.store.start_family(&issue, authn.started_ms),
+    )
+    .await;
+    if !started.map_err(unavailable)? {
+        // The user changed their password or was deactivated since they logged in.
+        ctx.store
+            .drop_access_copies(std::slice::from_ref(&minted.copy.0))
+            .await?;
+        return Err(inactive());
+    }
+    // Issued: a failed copy write (logged) must not lose the tokens; they validate through
+    // their shard while young.
+    let _ = published;
+    let pairs: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    Ok(to_client(ctx, areq, pairs))
+}
