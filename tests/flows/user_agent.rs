@@ -405,6 +405,21 @@ fn headless_login_gives_a_code_as_json_only_while_the_org_allows_it() {
         );
         assert!(r.header("location").is_none());
     }
+    // The login throttles count headless attempts too (10 per username and address).
+    let mut statuses = vec![];
+    for _ in 0..10 {
+        let r = headless(
+            &s,
+            &app,
+            Some(&b64("hl:nope")),
+            Some("Named-User"),
+            Some(&challenge),
+        );
+        statuses.push(r.status);
+    }
+    assert_eq!(statuses.last(), Some(&429), "{statuses:?}");
+    let r = headless(&s, &app, Some(&good), Some("Named-User"), Some(&challenge));
+    assert_eq!((r.status, r.error()), (429, "rate_limit_exceeded".into()));
     settings(&s, json!({"allow_code_credentials_flow": false}));
     let off = headless(&s, &app, Some(&good), Some("Named-User"), Some(&challenge));
     assert_eq!(off.status, 400);
