@@ -33,7 +33,8 @@ const ALARM_BACKLOG_MS: f64 = 60_000.0;
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS families (
   family_id TEXT PRIMARY KEY, client_id TEXT NOT NULL, user_id TEXT NOT NULL, scopes TEXT NOT NULL,
-  auth_time INTEGER NOT NULL, created_at INTEGER NOT NULL, last_used_ms INTEGER NOT NULL, revoked_at INTEGER);
+  auth_time INTEGER NOT NULL, created_at INTEGER NOT NULL, last_used_ms INTEGER NOT NULL, revoked_at INTEGER,
+  user_claims TEXT);
 CREATE INDEX IF NOT EXISTS families_user ON families (user_id);
 CREATE INDEX IF NOT EXISTS families_client ON families (client_id);
 CREATE TABLE IF NOT EXISTS tokens (
@@ -218,7 +219,7 @@ fn apply(sql: &Sql, op: Op) -> OpResult<serde_json::Value> {
                 return Ok(json(&Redemption::UserInvalid.wire()));
             }
             sql.run(
-                "INSERT INTO families (family_id, client_id, user_id, scopes, auth_time, created_at, last_used_ms) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO families (family_id, client_id, user_id, scopes, auth_time, created_at, last_used_ms, user_claims) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 vec![
                     text(&family.family_id),
                     text(&family.client_id),
@@ -227,6 +228,7 @@ fn apply(sql: &Sql, op: Op) -> OpResult<serde_json::Value> {
                     int(family.auth_time),
                     int(family.created_at),
                     int(family.last_used_ms),
+                    text(&family.user_claims),
                 ],
             )?;
             for t in &tokens {
@@ -246,7 +248,7 @@ fn apply(sql: &Sql, op: Op) -> OpResult<serde_json::Value> {
         Op::Find { hash } => {
             let row: Option<FoundRow> = sql.first(
                 "SELECT t.token_hash, t.family_id, t.kind, t.scopes AS token_scopes, t.created_at AS token_created_at, t.expires_at, t.state, t.rotated_ms, \
-                 f.client_id, f.user_id, f.scopes AS family_scopes, f.auth_time, f.created_at AS family_created_at, f.last_used_ms, f.revoked_at \
+                 f.client_id, f.user_id, f.scopes AS family_scopes, f.auth_time, f.created_at AS family_created_at, f.last_used_ms, f.revoked_at, f.user_claims \
                  FROM tokens t JOIN families f ON f.family_id = t.family_id WHERE t.token_hash = ?",
                 vec![text(&hash)],
             )?;
@@ -401,12 +403,19 @@ fn apply(sql: &Sql, op: Op) -> OpResult<serde_json::Value> {
         Op::UnexpiredAccess { user_id, now_s } => {
             let rows: Vec<FoundRow> = sql.rows(
                 "SELECT t.token_hash, t.family_id, t.kind, t.scopes AS token_scopes, t.created_at AS token_created_at, t.expires_at, t.state, t.rotated_ms, \
-                 f.client_id, f.user_id, f.scopes AS family_scopes, f.auth_time, f.created_at AS family_created_at, f.last_used_ms, f.revoked_at \
+                 f.client_id, f.user_id, f.scopes AS family_scopes, f.auth_time, f.created_at AS family_created_at, f.last_used_ms, f.revoked_at, f.user_claims \
                  FROM tokens t JOIN families f ON f.family_id = t.family_id \
                  WHERE f.user_id = ? AND t.kind = 'access' AND t.state != 'revoked' AND t.expires_at > ?",
                 vec![text(&user_id), int(now_s)],
             )?;
             Ok(json(&rows))
+        }
+        Op::SetUserClaims { user_id, claims } => {
+            sql.run(
+                "UPDATE families SET user_claims = ? WHERE user_id = ?",
+                vec![text(&claims), text(&user_id)],
+            )?;
+            Ok(json(&true))
         }
         Op::CreateRegistrationToken { hash, expires_at } => {
             sql.run(

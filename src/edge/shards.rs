@@ -17,7 +17,7 @@ use crate::core::maintenance::{Cutoffs, Purged};
 use crate::core::secret::SecretHash;
 use crate::core::storage::{
     Family, FoundToken, Issue, Redemption, RegistrationTokenStore, Rotation, Route, StoreError,
-    TokenKey, TokenKind, TokenRecord, TokenState, TokenStore, UserStore, MAX_SHARDS,
+    TokenKey, TokenKind, TokenRecord, TokenState, TokenStore, UserClaims, MAX_SHARDS,
 };
 
 /// How long a shard may take before its caller gives up with `temporarily_unavailable`.
@@ -76,6 +76,11 @@ pub enum Op {
         user_id: String,
         now_s: u64,
     },
+    /// Rewrites the claims kept with the user's families (a profile change).
+    SetUserClaims {
+        user_id: String,
+        claims: String,
+    },
     CreateRegistrationToken {
         hash: String,
         expires_at: u64,
@@ -109,6 +114,8 @@ pub struct FamilyRow {
     pub auth_time: u64,
     pub created_at: u64,
     pub last_used_ms: u64,
+    /// The user's claims (JSON), for the family's refreshes.
+    pub user_claims: String,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -167,6 +174,8 @@ pub struct FoundRow {
     family_created_at: u64,
     last_used_ms: u64,
     revoked_at: Option<u64>,
+    #[serde(default)]
+    user_claims: Option<String>,
 }
 
 /// What one shard holds (the development-only `/dev/shards`, and the alarm's "anything left").
@@ -225,6 +234,13 @@ fn token_rows(tokens: &[TokenRecord]) -> Result<Vec<TokenRow>, StoreError> {
 }
 
 impl FoundRow {
+    /// The user's claims kept with the family (`None` for a row without them).
+    fn claims(&self) -> Option<UserClaims> {
+        self.user_claims
+            .as_deref()
+            .and_then(|c| serde_json::from_str(c).ok())
+    }
+
     fn into_parts(self) -> Result<(TokenRecord, Family, Option<u64>), StoreError> {
         let parse = |s: &str| serde_json::from_str::<Vec<String>>(s).map_err(backend);
         let token = TokenRecord {
@@ -449,6 +465,7 @@ impl EdgeStore {
                 auth_time: f.auth_time_s,
                 created_at: f.created_at_s,
                 last_used_ms: f.last_used_at_ms,
+                user_claims: serde_json::to_string(&issue.user).map_err(backend)?,
             },
             tokens: token_rows(&issue.tokens)?,
             web_sessions: hex_list(&issue.web_sessions),
@@ -507,15 +524,16 @@ impl TokenStore for EdgeStore {
                 },
             )
             .await?;
-        let Some((token, family, rotated_at_ms)) = row.map(FoundRow::into_parts).transpose()?
-        else {
+        let Some(row) = row else {
             return Ok(None);
         };
+        // The user's claims come with the family: no read of the user in D1.
+        let user = row.claims();
+        let (token, family, rotated_at_ms) = row.into_parts()?;
         // A token under another route than its family's is not ours to find.
         if Route::of_key(&family.family_id) != Some(route) {
             return Ok(None);
         }
-        let user = self.get_user(&family.user_id).await?;
         Ok(Some(FoundToken {
             token,
             family,
@@ -595,6 +613,15 @@ impl TokenStore for EdgeStore {
             now_s,
         };
         Ok(hashes(self.shards.call(route, &op).await?))
+    }
+
+    async fn set_user_claims(&self, user_id: &str, claims: &UserClaims) -> Result<(), StoreError> {
+        let op = Op::SetUserClaims {
+            user_id: user_id.to_owned(),
+            claims: serde_json::to_string(claims).map_err(backend)?,
+        };
+        let _: Vec<bool> = self.everywhere(&op).await?;
+        Ok(())
     }
 
     async fn unexpired_access_tokens(

@@ -58,7 +58,7 @@ test('a young token whose copy has not arrived is validated from its shard; once
   await new Promise((r) => setTimeout(r, 5500));
   const r = await userinfo(tokens.access_token);
   assert.equal(r.status, 200, await r.text());
-  assert.equal(trips(r), 'kv=1; d1=1; do=1', 'the copy is missing (KV), the token is young: its shard answers, D1 gives the user');
+  assert.equal(trips(r), 'kv=1; d1=0; do=1', 'the copy is missing (KV), the token is young: its shard answers, with the user\'s claims');
   // A forged token of the same shape is not young (its stamp does not verify): no shard or D1 read.
   const [h, p, s] = tokens.access_token.split('.');
   const claims = JSON.parse(Buffer.from(p, 'base64url'));
@@ -75,13 +75,19 @@ test('a young token whose copy has not arrived is validated from its shard; once
 });
 
 test('a revocation deletes the copies from KV and a profile change rewrites them', async () => {
-  const { tokens } = await tokensFor('copy-c');
+  const { app, tokens } = await tokensFor('copy-c');
   const key = `at:${sha256hex(tokens.access_token)}`;
   const users = (await w.admin('GET', '/admin/users')).json;
   const user = (users.users || users).find((u) => u.username === 'copy-c');
   assert.equal((await w.admin('PATCH', `/admin/users/${user.user_id}`, { email: 'renamed@example.com' })).status, 200);
   assert.equal(JSON.parse(kv('key', 'get', key).stdout).user.email, 'renamed@example.com');
   assert.equal((await (await userinfo(tokens.access_token)).json()).email, 'renamed@example.com');
+  // A refresh reads the user's claims kept with the family in its shard (no D1 read): the
+  // profile change reached them too, so the refreshed token and ID token carry the new email.
+  const rf = await tokenRequest(w.baseUrl, { grant_type: 'refresh_token', refresh_token: tokens.refresh_token, client_id: app.client_id, client_secret: app.client_secret });
+  assert.equal(rf.status, 200, JSON.stringify(rf.json));
+  assert.equal(trips(rf), 'kv=1; d1=0; do=2');
+  assert.equal((await (await userinfo(rf.json.access_token)).json()).email, 'renamed@example.com');
   await fetch(`${w.baseUrl}/services/oauth2/revoke`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams({ token: tokens.access_token }) });
   const gone = kv('key', 'get', key);
   assert.ok(gone.status !== 0 || gone.stdout.trim() === '' || /not found/i.test(gone.stdout + gone.stderr), `copy still there: ${gone.stdout}`);

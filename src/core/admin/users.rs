@@ -171,6 +171,12 @@ async fn save<S: Store>(ctx: &Ctx<'_, S>, mut user: User, end_sessions: bool) ->
         .store
         .unexpired_access_tokens(&user.user_id, now)
         .await?;
+    if revoke_at.is_none() && user.active {
+        // The claims kept with the user's families (for their refreshes), before D1 says so.
+        ctx.store
+            .set_user_claims(&user.user_id, &UserClaims::from(&user))
+            .await?;
+    }
     if !ctx.store.update_user(&user, revoke_at).await? {
         return Err(AdminError::not_found("user"));
     }

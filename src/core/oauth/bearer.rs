@@ -13,9 +13,7 @@ use crate::core::config::Ctx;
 use crate::core::http::{Method, Params, Request};
 use crate::core::keys::TYP_ACCESS_TOKEN;
 use crate::core::secret::Secret;
-use crate::core::storage::{
-    AccessCopy, FoundToken, Route, Store, StoreError, TokenKey, TokenKind, UserClaims,
-};
+use crate::core::storage::{AccessCopy, FoundToken, Route, Store, StoreError, TokenKey, TokenKind};
 
 /// Where a resource endpoint takes its token from, besides the `Authorization: Bearer` header
 /// and a form-encoded POST body's `access_token` (RFC 6750 §2.1, §2.2).
@@ -119,8 +117,8 @@ fn copy_of_record(found: FoundToken, now_s: u64) -> Option<AccessCopy> {
     if found.token.kind != TokenKind::Access || !found.is_active(now_s) {
         return None;
     }
-    let user = found.user.filter(|u| u.active)?;
-    AccessCopy::of(&found.token, &found.family, UserClaims::from(&user))
+    let user = found.user?;
+    AccessCopy::of(&found.token, &found.family, user)
 }
 
 /// Whether `token` carries our age stamp and was issued less than [`YOUNG_S`] ago.

@@ -59,7 +59,7 @@ async fn introspect<S: Store>(ctx: &Ctx<'_, S>, req: &Request) -> Result<Respons
     if found.family.client_id != client.app.client_id || !is_live(ctx, &client.app, &found) {
         return inactive();
     }
-    let Some(user) = found.user.as_ref().filter(|u| u.active) else {
+    let Some(user) = found.user.as_ref() else {
         return inactive();
     };
     let mut body = serde_json::json!({
@@ -67,7 +67,7 @@ async fn introspect<S: Store>(ctx: &Ctx<'_, S>, req: &Request) -> Result<Respons
         "scope": found.token.scopes.join(" "),
         "client_id": found.family.client_id,
         "username": user.username,
-        "sub": identity_url(ctx, &org_id, &user.user_id),
+        "sub": identity_url(ctx, &org_id, &found.family.user_id),
         "token_type": match found.token.kind {
             TokenKind::Access => "access_token",
             TokenKind::Refresh => "refresh_token",

@@ -98,6 +98,7 @@ pub async fn issue<S: Store>(
             last_used_at_ms: ctx.clock.now_ms(),
             revoked_at_s: None,
         },
+        user: claims.clone(),
         tokens: minted.records.clone(),
         web_sessions: web.as_ref().map(WebSessions::hashes).unwrap_or_default(),
     };

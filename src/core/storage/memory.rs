@@ -411,7 +411,12 @@ impl TokenStore for MemoryStore {
         let family = self.families.borrow().get(&token.family_id).cloned();
         let rotated_at_ms = self.rotated.borrow().get(&hash.0).copied();
         Ok(family.map(|family| FoundToken {
-            user: self.users.borrow().get(&family.user_id).cloned(),
+            user: self
+                .users
+                .borrow()
+                .get(&family.user_id)
+                .filter(|u| u.active)
+                .map(UserClaims::from),
             token,
             family,
             rotated_at_ms,
@@ -491,6 +496,10 @@ impl TokenStore for MemoryStore {
                 None => Ok(vec![]),
             },
         }
+    }
+    async fn set_user_claims(&self, _: &str, _: &UserClaims) -> Result<(), StoreError> {
+        // The memory store reads the user's claims from the user at every lookup.
+        Ok(())
     }
     async fn unexpired_access_tokens(
         &self,

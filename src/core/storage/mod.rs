@@ -192,6 +192,8 @@ pub trait TokenStore {
     /// Returns the access tokens that were live and are not any more.
     async fn revoke_token(&self, key: &TokenKey, now_s: u64)
         -> Result<Vec<SecretHash>, StoreError>;
+    /// Rewrites the claims kept with every family of the user (a profile change).
+    async fn set_user_claims(&self, user_id: &str, claims: &UserClaims) -> Result<(), StoreError>;
     /// The user's access tokens that have not expired and were not revoked one by one, with
     /// their families (revoked or not): the edge copies a change to the user must rewrite or
     /// drop.

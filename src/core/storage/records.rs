@@ -176,8 +176,10 @@ pub struct FoundToken {
     pub family: Family,
     /// When a refresh token was rotated out (its successor issued), to the millisecond.
     pub rotated_at_ms: Option<u64>,
-    /// The family's user, read in the same query (`None` when the user is gone).
-    pub user: Option<crate::core::model::User>,
+    /// The claims of the family's user, kept with the family (`None` when the user is gone or
+    /// inactive): a refresh needs no read of the user. A profile change rewrites them
+    /// ([`super::TokenStore::set_user_claims`]); a deactivation revokes the family.
+    pub user: Option<UserClaims>,
 }
 
 /// A new family with its first tokens, and the hybrid web sessions tied to it (hashes of
@@ -185,6 +187,8 @@ pub struct FoundToken {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Issue {
     pub family: Family,
+    /// The user's claims, kept with the family for its refreshes.
+    pub user: UserClaims,
     pub tokens: Vec<TokenRecord>,
     pub web_sessions: Vec<SecretHash>,
 }

@@ -16,7 +16,7 @@ use crate::core::oauth::issue::{
 use crate::core::oauth::scope::ScopeSet;
 use crate::core::org::org_id;
 use crate::core::secret::Secret;
-use crate::core::storage::{FoundToken, Rotation, Store, TokenKind, TokenState, UserClaims};
+use crate::core::storage::{FoundToken, Rotation, Store, TokenKind, TokenState};
 
 /// What a presented refresh token may do right now. The token endpoint and introspection both
 /// ask this, so they never disagree about a token.
@@ -123,19 +123,14 @@ pub async fn refresh<S: Store>(
     };
     // The user, read with the token: deactivated users' families are revoked, this is the
     // belt to those braces.
-    let user = found
-        .user
-        .as_ref()
-        .filter(|u| u.active)
-        .ok_or_else(expired)?;
-    let claims = UserClaims::from(user);
+    let claims = found.user.clone().ok_or_else(expired)?;
     let org_id = org_id(ctx).await?;
     let rotate = app.policy.rotates();
     let described = Grant {
         org_id: &org_id,
         app,
         client_secret: client.secret.as_ref(),
-        user_id: &user.user_id,
+        user_id: &family.user_id,
         claims: &claims,
         scopes: &scopes,
         auth_time_s: family.auth_time_s,
