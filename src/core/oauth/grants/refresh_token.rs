@@ -1,6 +1,6 @@
 //! `grant_type=refresh_token` (RFC 6749 §6): client-bound, scope may only narrow, the app's
 //! refresh token policy (Salesforce's: infinite, zero, lifetime, inactivity), and rotation with
-//! reuse detection decided in D1.
+//! reuse detection decided in the family's shard.
 
 use crate::core::config::Ctx;
 use crate::core::future::both;
