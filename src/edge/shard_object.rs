@@ -134,6 +134,47 @@ impl Sql {
         Ok(rows.into_iter().map(|r| r.token_hash).collect())
     }
 
+    /// A use of a live family: records it, adds `tokens`, and replaces its web sessions when
+    /// `web_sessions` is given (rotation and extension alike).
+    fn extend(
+        &self,
+        family_id: &str,
+        tokens: &[TokenRow],
+        web_sessions: Option<&[String]>,
+        now_ms: u64,
+    ) -> OpResult<()> {
+        self.run(
+            "UPDATE families SET last_used_ms = ? WHERE family_id = ?",
+            vec![int(now_ms), text(family_id)],
+        )?;
+        for t in tokens {
+            self.insert_token(t)?;
+        }
+        if let Some(sids) = web_sessions {
+            self.set_web_sessions(family_id, sids)?;
+        }
+        Ok(())
+    }
+
+    /// Revokes the families `family_where` selects; returns their access tokens that were live.
+    fn revoke_families(
+        &self,
+        family_where: &str,
+        args: Vec<SqlStorageValue>,
+        now_s: u64,
+    ) -> OpResult<Vec<String>> {
+        let live = self.live_access_of(family_where, args.clone(), now_s)?;
+        let mut all = vec![int(now_s)];
+        all.extend(args);
+        self.run(
+            &format!(
+                "UPDATE families SET revoked_at = ? WHERE {family_where} AND revoked_at IS NULL"
+            ),
+            all,
+        )?;
+        Ok(live)
+    }
+
     /// Replaces the family's hybrid web sessions by `sids`.
     fn set_web_sessions(&self, family_id: &str, sids: &[String]) -> OpResult<()> {
         self.run(
@@ -279,16 +320,7 @@ fn apply(sql: &Sql, op: Op) -> OpResult<serde_json::Value> {
                 "UPDATE tokens SET state = 'rotated', rotated_ms = ? WHERE token_hash = ?",
                 vec![int(now_ms), text(&old)],
             )?;
-            sql.run(
-                "UPDATE families SET last_used_ms = ? WHERE family_id = ?",
-                vec![int(now_ms), text(&family_id)],
-            )?;
-            for t in &tokens {
-                sql.insert_token(t)?;
-            }
-            if let Some(sids) = web_sessions {
-                sql.set_web_sessions(&family_id, &sids)?;
-            }
+            sql.extend(&family_id, &tokens, web_sessions.as_deref(), now_ms)?;
             Ok(json(&serde_json::json!({ "rotated": true })))
         }
         Op::Extend {
@@ -300,26 +332,14 @@ fn apply(sql: &Sql, op: Op) -> OpResult<serde_json::Value> {
             if !sql.family_live(&family_id)? {
                 return Ok(json(&false));
             }
-            sql.run(
-                "UPDATE families SET last_used_ms = ? WHERE family_id = ?",
-                vec![int(now_ms), text(&family_id)],
-            )?;
-            for t in &tokens {
-                sql.insert_token(t)?;
-            }
-            if let Some(sids) = web_sessions {
-                sql.set_web_sessions(&family_id, &sids)?;
-            }
+            sql.extend(&family_id, &tokens, web_sessions.as_deref(), now_ms)?;
             Ok(json(&true))
         }
-        Op::RevokeFamily { family_id, now_s } => {
-            let live = sql.live_access_of("family_id = ?", vec![text(&family_id)], now_s)?;
-            sql.run(
-                "UPDATE families SET revoked_at = ? WHERE family_id = ? AND revoked_at IS NULL",
-                vec![int(now_s), text(&family_id)],
-            )?;
-            Ok(json(&live))
-        }
+        Op::RevokeFamily { family_id, now_s } => Ok(json(&sql.revoke_families(
+            "family_id = ?",
+            vec![text(&family_id)],
+            now_s,
+        )?)),
         Op::RevokeToken { hash, now_s } => {
             #[derive(Deserialize)]
             struct Row {
@@ -334,15 +354,11 @@ fn apply(sql: &Sql, op: Op) -> OpResult<serde_json::Value> {
             )?;
             match row {
                 // RFC 7009 §2.1: a refresh token takes its family down.
-                Some(r) if r.kind == "refresh" => {
-                    let live =
-                        sql.live_access_of("family_id = ?", vec![text(&r.family_id)], now_s)?;
-                    sql.run(
-                        "UPDATE families SET revoked_at = ? WHERE family_id = ? AND revoked_at IS NULL",
-                        vec![int(now_s), text(&r.family_id)],
-                    )?;
-                    Ok(json(&live))
-                }
+                Some(r) if r.kind == "refresh" => Ok(json(&sql.revoke_families(
+                    "family_id = ?",
+                    vec![text(&r.family_id)],
+                    now_s,
+                )?)),
                 Some(r) => {
                     sql.run(
                         "UPDATE tokens SET state = 'revoked' WHERE token_hash = ?",
@@ -364,13 +380,11 @@ fn apply(sql: &Sql, op: Op) -> OpResult<serde_json::Value> {
                     let Some(web) = web else {
                         return Ok(json(&Vec::<String>::new()));
                     };
-                    let live =
-                        sql.live_access_of("family_id = ?", vec![text(&web.family_id)], now_s)?;
-                    sql.run(
-                        "UPDATE families SET revoked_at = ? WHERE family_id = ? AND revoked_at IS NULL",
-                        vec![int(now_s), text(&web.family_id)],
-                    )?;
-                    Ok(json(&live))
+                    Ok(json(&sql.revoke_families(
+                        "family_id = ?",
+                        vec![text(&web.family_id)],
+                        now_s,
+                    )?))
                 }
             }
         }
@@ -391,14 +405,11 @@ fn apply(sql: &Sql, op: Op) -> OpResult<serde_json::Value> {
                 vec![text(&subject), int(valid_from_ms)],
             )?;
             let filter = format!("{column} = ?");
-            let live = sql.live_access_of(&filter, vec![text(id)], now_s)?;
-            sql.run(
-                &format!(
-                    "UPDATE families SET revoked_at = ? WHERE {filter} AND revoked_at IS NULL"
-                ),
-                vec![int(now_s), text(id)],
-            )?;
-            Ok(json(&live))
+            Ok(json(&sql.revoke_families(
+                &filter,
+                vec![text(id)],
+                now_s,
+            )?))
         }
         Op::UnexpiredAccess { user_id, now_s } => {
             let rows: Vec<FoundRow> = sql.rows(
