@@ -2,7 +2,7 @@
 
 use super::env::{Clock, Rng};
 use super::http::CookiePolicy;
-use super::keys::KeySet;
+use super::keys::{KeySet, SignatureCheck};
 use super::oauth::stamp::StampKey;
 use super::secret::Secret;
 use super::storage::Store;
@@ -20,6 +20,8 @@ pub struct Config {
     /// How many shards new families are placed on (`SHARDS`, `storage/route.rs`); 0 counts
     /// as 1.
     pub shards: u16,
+    /// Checks what clients sign (JWT bearer and client assertions, `keys/public.rs`).
+    pub signatures: SignatureCheck,
 }
 
 /// What a handler needs: storage, time, randomness, configuration.

@@ -3,14 +3,29 @@
 use super::config::Ctx;
 use super::keys::Alg;
 use super::model::OrgSettings;
+use super::oauth::grants::jwt_bearer::GRANT_TYPE as JWT_BEARER;
 use super::oauth::scope::KNOWN_SCOPES;
 use super::storage::Store;
+
+/// What client assertions (`private_key_jwt`, JWT bearer) may be signed with.
+const CLIENT_ASSERTION_ALGS: [&str; 2] = ["RS256", "ES256"];
 
 /// The metadata, with the response types the org's switches allow (`allow_user_agent_flow`).
 pub fn metadata<S: Store>(ctx: &Ctx<'_, S>, settings: &OrgSettings) -> serde_json::Value {
     let mut response_types = vec!["code"];
     if settings.allow_user_agent_flow {
         response_types.extend(["token", "token id_token", "hybrid_token"]);
+    }
+    let mut grant_types = vec![
+        "authorization_code",
+        "refresh_token",
+        "hybrid_auth_code",
+        "hybrid_refresh",
+        "client_credentials",
+        JWT_BEARER,
+    ];
+    if settings.allow_username_password_flow {
+        grant_types.push("password");
     }
     // What the published keys sign with (keys.rs), RS256 first when one of them is RSA.
     let algs: Vec<&str> = ctx.config.keys.algs().into_iter().map(Alg::name).collect();
@@ -25,12 +40,15 @@ pub fn metadata<S: Store>(ctx: &Ctx<'_, S>, settings: &OrgSettings) -> serde_jso
         "scopes_supported": KNOWN_SCOPES,
         "response_types_supported": response_types,
         "response_modes_supported": ["query", "fragment", "form_post"],
-        "grant_types_supported": ["authorization_code", "refresh_token", "hybrid_auth_code", "hybrid_refresh"],
+        "grant_types_supported": grant_types,
         "subject_types_supported": ["public"],
         "id_token_signing_alg_values_supported": algs,
-        "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
-        "revocation_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
-        "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+        "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "private_key_jwt", "none"],
+        "token_endpoint_auth_signing_alg_values_supported": CLIENT_ASSERTION_ALGS,
+        "revocation_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "private_key_jwt", "none"],
+        "revocation_endpoint_auth_signing_alg_values_supported": CLIENT_ASSERTION_ALGS,
+        "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "private_key_jwt"],
+        "introspection_endpoint_auth_signing_alg_values_supported": CLIENT_ASSERTION_ALGS,
         "code_challenge_methods_supported": ["S256"],
         "prompt_values_supported": ["none", "login", "consent", "select_account"],
         "display_values_supported": ["page"],

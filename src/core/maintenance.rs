@@ -54,6 +54,8 @@ pub struct Purged {
     pub families: usize,
     pub code_redemptions: usize,
     pub registration_tokens: usize,
+    /// Assertion `jti` markers past their assertion's expiry.
+    pub jti_markers: usize,
 }
 
 /// One cleanup run.

@@ -8,7 +8,8 @@ use wasm_bindgen_futures::JsFuture;
 use web_sys::{CryptoKey, SubtleCrypto};
 
 use crate::core::keys::{
-    parse_pems, Alg, KeyBackend, KeyError, KeyMaterial, KeySet, SignFuture, SigningKey,
+    parse_pems, Alg, KeyBackend, KeyError, KeyMaterial, KeySet, PublicKey, SignFuture, SigningKey,
+    Verifier, VerifyFuture,
 };
 
 /// The keys of `SIGNING_KEYS`, imported into WebCrypto, or a key set that says why it has none.
@@ -117,4 +118,47 @@ fn js_error(e: JsValue) -> KeyError {
             .unwrap_or_default()
     };
     KeyError(format!("WebCrypto: {} {}", field("name"), field("message")))
+}
+
+/// Verifies client signatures with WebCrypto: the registered key is imported as a JWK for
+/// each check (a public-key import costs microseconds; nothing is cached across apps).
+pub struct WebCryptoVerifier;
+
+impl Verifier for WebCryptoVerifier {
+    fn verify<'a>(
+        &'a self,
+        key: &'a PublicKey,
+        input: &'a [u8],
+        signature: &'a [u8],
+    ) -> VerifyFuture<'a> {
+        Box::pin(async move {
+            let subtle = subtle()?;
+            let (import_params, verify_params) = match key.alg {
+                Alg::Rs256 => (
+                    object(&[("name", "RSASSA-PKCS1-v1_5"), ("hash", "SHA-256")])?,
+                    object(&[("name", "RSASSA-PKCS1-v1_5")])?,
+                ),
+                Alg::Es256 => (
+                    object(&[("name", "ECDSA"), ("namedCurve", "P-256")])?,
+                    object(&[("name", "ECDSA"), ("hash", "SHA-256")])?,
+                ),
+            };
+            let jwk: Object = js_sys::JSON::parse(&key.jwk.to_string())
+                .map_err(js_error)?
+                .unchecked_into();
+            let usages = Array::of1(&"verify".into());
+            let imported: CryptoKey =
+                settle(subtle.import_key_with_object("jwk", &jwk, &import_params, false, &usages))
+                    .await?
+                    .unchecked_into();
+            let verified = settle(subtle.verify_with_object_and_u8_array_and_u8_array(
+                &verify_params,
+                &imported,
+                signature,
+                input,
+            ))
+            .await?;
+            Ok(verified.as_bool() == Some(true))
+        })
+    }
 }

@@ -43,6 +43,7 @@ pub async fn handle(env: &Env, store: &EdgeStore, config: &Config, req: &Request
                             "tokens": s.tokens,
                             "code_redemptions": s.code_redemptions,
                             "registration_tokens": s.registration_tokens,
+                            "jti_markers": s.jti_markers,
                             "epochs": s.epochs,
                         })
                     })

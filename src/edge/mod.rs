@@ -95,11 +95,12 @@ async fn scheduled(_event: worker::ScheduledEvent, env: Env, _ctx: worker::Sched
     };
     match result {
         Ok(p) => worker::console_log!(
-            "cleanup: {} expired access tokens, {} families, {} code redemptions, {} registration tokens removed from the shards",
+            "cleanup: {} expired access tokens, {} families, {} code redemptions, {} registration tokens, {} jti markers removed from the shards",
             p.access_tokens,
             p.families,
             p.code_redemptions,
-            p.registration_tokens
+            p.registration_tokens,
+            p.jti_markers
         ),
         Err(e) => worker::console_error!("cleanup failed: {e:?}"),
     }
@@ -129,6 +130,7 @@ async fn fetch(req: worker::Request, env: Env, _ctx: Context) -> worker::Result<
         keys,
         stamp_key,
         shards: store.shards.count,
+        signatures: crate::core::keys::SignatureCheck(Rc::new(crypto::WebCryptoVerifier)),
     };
     let path = request.as_ref().map(|r| r.path.clone()).unwrap_or_default();
     let response = match request {

@@ -48,6 +48,7 @@ CREATE TABLE IF NOT EXISTS registration_tokens (
   token_hash TEXT PRIMARY KEY, expires_at INTEGER NOT NULL, used_at INTEGER);
 CREATE TABLE IF NOT EXISTS web_sessions (sid_hash TEXT PRIMARY KEY, family_id TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS web_sessions_family ON web_sessions (family_id);
+CREATE TABLE IF NOT EXISTS jti_markers (key TEXT PRIMARY KEY, expires_at INTEGER NOT NULL);
 ";
 
 #[durable_object]
@@ -218,6 +219,7 @@ impl Sql {
             code_redemptions: self.count("code_redemptions")?,
             registration_tokens: self.count("registration_tokens")?,
             epochs: self.count("epochs")?,
+            jti_markers: self.count("jti_markers")?,
         })
     }
 }
@@ -435,6 +437,20 @@ fn apply(sql: &Sql, op: Op) -> OpResult<serde_json::Value> {
             )?;
             Ok(json(&true))
         }
+        Op::ClaimJti {
+            key,
+            expires_at,
+            now_s,
+        } => {
+            // A marker past its assertion's expiry no longer refuses anything (the alarm has
+            // not removed it yet).
+            let claimed = sql.run(
+                "INSERT INTO jti_markers (key, expires_at) VALUES (?, ?) \
+                 ON CONFLICT (key) DO UPDATE SET expires_at = excluded.expires_at WHERE jti_markers.expires_at <= ?",
+                vec![text(&key), int(expires_at), int(now_s)],
+            )?;
+            Ok(json(&(claimed == 1)))
+        }
         Op::Purge { now_s } => Ok(json(&purge(sql, &Cutoffs::at(now_s))?.wire())),
         Op::Stats => Ok(json(&sql.stats()?)),
     }
@@ -481,6 +497,10 @@ fn purge(sql: &Sql, c: &Cutoffs) -> OpResult<Purged> {
         "DELETE FROM registration_tokens WHERE rowid IN (SELECT rowid FROM registration_tokens WHERE expires_at <= ? LIMIT ?)",
         vec![int(c.now_s), limit.clone()],
     )?;
+    let jti_markers = sql.run(
+        "DELETE FROM jti_markers WHERE rowid IN (SELECT rowid FROM jti_markers WHERE expires_at <= ? LIMIT ?)",
+        vec![int(c.now_s), limit.clone()],
+    )?;
     sql.run(
         "DELETE FROM epochs WHERE valid_from_ms < ?",
         vec![int(c.epoch_set_before_ms)],
@@ -490,6 +510,7 @@ fn purge(sql: &Sql, c: &Cutoffs) -> OpResult<Purged> {
         families: gone.len(),
         code_redemptions,
         registration_tokens,
+        jti_markers,
     })
 }
 
@@ -621,7 +642,13 @@ impl DurableObject for TokenShard {
             .ok()
             .and_then(|v| serde_json::from_value::<Stats>(v).ok())
             .is_none_or(|s| {
-                s.families + s.tokens + s.code_redemptions + s.registration_tokens + s.epochs > 0
+                s.families
+                    + s.tokens
+                    + s.code_redemptions
+                    + s.registration_tokens
+                    + s.epochs
+                    + s.jti_markers
+                    > 0
             });
         self.alarm_known.set(false);
         if backlog || left {
@@ -657,6 +684,7 @@ impl Purged {
             families: self.families,
             code_redemptions: self.code_redemptions,
             registration_tokens: self.registration_tokens,
+            jti_markers: self.jti_markers,
         }
     }
 }

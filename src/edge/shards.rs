@@ -16,8 +16,8 @@ use crate::core::future::{all, before};
 use crate::core::maintenance::{Cutoffs, Purged};
 use crate::core::secret::SecretHash;
 use crate::core::storage::{
-    Family, FoundToken, Issue, Redemption, RegistrationTokenStore, Rotation, Route, StoreError,
-    TokenKey, TokenKind, TokenRecord, TokenState, TokenStore, UserClaims, MAX_SHARDS,
+    Family, FoundToken, Issue, Redemption, RegistrationTokenStore, ReplayStore, Rotation, Route,
+    StoreError, TokenKey, TokenKind, TokenRecord, TokenState, TokenStore, UserClaims, MAX_SHARDS,
 };
 
 /// How long a shard may take before its caller gives up with `temporarily_unavailable`.
@@ -84,6 +84,12 @@ pub enum Op {
     CreateRegistrationToken {
         hash: String,
         expires_at: u64,
+    },
+    /// Records an assertion's `jti` marker once (an expired marker counts as none).
+    ClaimJti {
+        key: String,
+        expires_at: u64,
+        now_s: u64,
     },
     Purge {
         now_s: u64,
@@ -186,6 +192,8 @@ pub struct Stats {
     pub code_redemptions: u64,
     pub registration_tokens: u64,
     pub epochs: u64,
+    #[serde(default)]
+    pub jti_markers: u64,
 }
 
 #[derive(Serialize, Deserialize, Default)]
@@ -194,6 +202,8 @@ pub struct PurgedWire {
     pub families: usize,
     pub code_redemptions: usize,
     pub registration_tokens: usize,
+    #[serde(default)]
+    pub jti_markers: usize,
 }
 
 impl PurgedWire {
@@ -205,6 +215,7 @@ impl PurgedWire {
             self.families,
             self.code_redemptions,
             self.registration_tokens,
+            self.jti_markers,
         ]
         .iter()
         .any(|&n| n >= limit)
@@ -277,7 +288,16 @@ impl FoundRow {
 thread_local! {
     /// The shard count this isolate has recorded in D1's `shard_layout` (0: not yet).
     static RECORDED: Cell<u16> = const { Cell::new(0) };
+    /// The previous shard count and when it changed, as this isolate recorded or read it for
+    /// `jti` markers ([`EdgeStore::jti_routes`]); `None` until the first marker.
+    static JTI_LAYOUT: Cell<Option<(u16, u64)>> = const { Cell::new(None) };
 }
+
+/// How long after `SHARDS` changes a `jti` marker is also claimed under the previous count:
+/// workers of both counts may run during a rollout, and an assertion claimed by one under the
+/// old count stays presentable for its lifetime (at most 10 minutes). Every isolate that sees
+/// the count change restarts it.
+const JTI_TRANSITION_MS: u64 = 3_600_000;
 
 /// The `SHARD` namespace and the configured shard count.
 pub struct Shards {
@@ -648,8 +668,92 @@ impl TokenStore for EdgeStore {
             sum.families += p.families;
             sum.code_redemptions += p.code_redemptions;
             sum.registration_tokens += p.registration_tokens;
+            sum.jti_markers += p.jti_markers;
             sum
         }))
+    }
+}
+
+impl EdgeStore {
+    /// The shards a `jti` marker is claimed in: `hash mod SHARDS`, and for a while after the
+    /// count changed, `hash mod` the previous count first (`docs/scaling.md`, "State still to
+    /// come"). The first marker of an isolate reads the layout, and records this worker's
+    /// count as current when it is not, remembering the count it replaces: two workers running
+    /// different counts then always share at least one shard, where exactly one claim wins.
+    async fn jti_routes(&self, key: &str) -> Result<Vec<Route>, StoreError> {
+        #[derive(Deserialize)]
+        struct Row {
+            current_count: Option<u16>,
+            previous_count: Option<u16>,
+            changed_at_ms: Option<u64>,
+        }
+        let count = self.shards.count;
+        let layout = match JTI_LAYOUT.with(Cell::get) {
+            Some(layout) => layout,
+            None => {
+                let row: Option<Row> = self
+                    .first(
+                        "SELECT current_count, previous_count, changed_at_ms FROM shard_layout WHERE id = 1",
+                        &[],
+                    )
+                    .await?;
+                let (current, previous, changed) = row
+                    .map(|r| (r.current_count, r.previous_count, r.changed_at_ms))
+                    .unwrap_or((None, None, None));
+                let layout = match current {
+                    // The first record of a count, or a change: the count it replaces.
+                    Some(current) if current != count => {
+                        let now = super::now_ms();
+                        self.exec(
+                            "INSERT INTO shard_layout (id, high_water, current_count, previous_count, changed_at_ms) VALUES (1, ?, ?, ?, ?) \
+                             ON CONFLICT (id) DO UPDATE SET high_water = max(high_water, excluded.high_water), current_count = excluded.current_count, previous_count = excluded.previous_count, changed_at_ms = excluded.changed_at_ms",
+                            &[Arg::Int(count.into()), Arg::Int(count.into()), Arg::Int(current.into()), Arg::Int(now)],
+                        )
+                        .await?;
+                        (current, now)
+                    }
+                    Some(_) => (previous.unwrap_or(count), changed.unwrap_or(0)),
+                    None => {
+                        self.exec(
+                            "INSERT INTO shard_layout (id, high_water, current_count) VALUES (1, ?, ?) \
+                             ON CONFLICT (id) DO UPDATE SET high_water = max(high_water, excluded.high_water), current_count = coalesce(current_count, excluded.current_count)",
+                            &[Arg::Int(count.into()), Arg::Int(count.into())],
+                        )
+                        .await?;
+                        (count, 0)
+                    }
+                };
+                JTI_LAYOUT.with(|l| l.set(Some(layout)));
+                layout
+            }
+        };
+        let (previous, changed_at_ms) = layout;
+        let mut routes = Vec::with_capacity(2);
+        if previous != count && super::now_ms() < changed_at_ms + JTI_TRANSITION_MS {
+            routes.push(Route::pick(key, previous));
+        }
+        let current = Route::pick(key, count);
+        if !routes.contains(&current) {
+            routes.push(current);
+        }
+        Ok(routes)
+    }
+}
+
+impl ReplayStore for EdgeStore {
+    async fn claim_jti(&self, key: &SecretHash, expires_at_s: u64) -> Result<bool, StoreError> {
+        let op = Op::ClaimJti {
+            key: key.0.clone(),
+            expires_at: expires_at_s,
+            now_s: super::now_ms() / 1000,
+        };
+        for route in self.jti_routes(&key.0).await? {
+            self.placing_on(route).await?;
+            if !self.shards.call::<bool>(route, &op).await? {
+                return Ok(false);
+            }
+        }
+        Ok(true)
     }
 }
 

@@ -29,6 +29,7 @@ pub struct EdgeStore {
     /// it (fail closed), it never switches throttling off.
     login_limiter: Option<RateLimiter>,
     login_ip_limiter: Option<RateLimiter>,
+    password_limiter: Option<RateLimiter>,
     client_limiter: Option<RateLimiter>,
     kv_trips: Cell<u32>,
     d1_trips: Cell<u32>,
@@ -115,6 +116,7 @@ impl EdgeStore {
             shards: Shards::new(env),
             login_limiter: env.rate_limiter("RL_LOGIN").ok(),
             login_ip_limiter: env.rate_limiter("RL_LOGIN_IP").ok(),
+            password_limiter: env.rate_limiter("RL_PASSWORD").ok(),
             client_limiter: env.rate_limiter("RL_CLIENT").ok(),
             kv_trips: Cell::new(0),
             d1_trips: Cell::new(0),
@@ -221,6 +223,7 @@ impl Throttle for EdgeStore {
         let (limiter, binding) = match limit {
             Limit::Login => (&self.login_limiter, "RL_LOGIN"),
             Limit::LoginIp => (&self.login_ip_limiter, "RL_LOGIN_IP"),
+            Limit::PasswordGrant => (&self.password_limiter, "RL_PASSWORD"),
             Limit::ClientAuth => (&self.client_limiter, "RL_CLIENT"),
         };
         match limiter {

@@ -12,5 +12,6 @@ mod maintenance;
 mod performance;
 mod refresh;
 mod scale;
+mod server_grants;
 mod token_endpoints;
 mod user_agent;

@@ -88,6 +88,7 @@ impl From<Response> for Reply {
     }
 }
 
+#[derive(Clone)]
 pub struct App {
     pub client_id: String,
     pub secret: String,
@@ -106,6 +107,7 @@ impl Server {
                 // Families spread over routes, so that a token looked up by another route
                 // than its family's (which the memory store refuses) fails a test.
                 shards: 4,
+                signatures: Default::default(),
             },
         }
     }

@@ -7,6 +7,7 @@ use super::{json, json_object, reject_unknown, typed, AdminError, AdminResult};
 use crate::core::config::Ctx;
 use crate::core::http::Request;
 use crate::core::ids::new_consumer_key;
+use crate::core::keys::parse_public_keys;
 use crate::core::model::{App, AppPolicy, RefreshTokenPolicy};
 use crate::core::oauth::redirect::check_callback_url;
 use crate::core::oauth::scope::unknown_scopes;
@@ -96,6 +97,20 @@ fn validate(input: &AppInput) -> Result<(), AdminError> {
     if !(60..=720 * 60).contains(&p.id_token_ttl_s) {
         return Err(AdminError::bad_request(
             "id_token_ttl_s must be between 60 and 43200",
+        ));
+    }
+    // The key that verifies JWT bearer and client assertions: refused now rather than at the
+    // first assertion (a private key pasted by mistake is refused, and not stored).
+    if let Some(cert) = &p.certificate {
+        parse_public_keys(cert)
+            .map_err(|e| AdminError::bad_request(format!("certificate: {}", e.0)))?;
+    }
+    if p.client_credentials_user
+        .as_deref()
+        .is_some_and(|u| u.trim().is_empty())
+    {
+        return Err(AdminError::bad_request(
+            "client_credentials_user must be a username (or null for none)",
         ));
     }
     for origin in &p.allowed_origins {

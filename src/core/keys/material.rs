@@ -19,20 +19,20 @@ impl std::fmt::Debug for KeyMaterial {
     }
 }
 
-const INTEGER: u8 = 0x02;
-const OCTET_STRING: u8 = 0x04;
+pub(super) const INTEGER: u8 = 0x02;
+pub(super) const OCTET_STRING: u8 = 0x04;
 const NULL: u8 = 0x05;
-const OID: u8 = 0x06;
-const SEQUENCE: u8 = 0x30;
+pub(super) const OID: u8 = 0x06;
+pub(super) const SEQUENCE: u8 = 0x30;
 /// `[0]` of RFC 5915 ECPrivateKey: the curve.
 const EC_PARAMETERS: u8 = 0xa0;
 
 /// 1.2.840.113549.1.1.1 (RFC 8017 Appendix C).
-const RSA_ENCRYPTION: &[u8] = &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x01];
+pub(super) const RSA_ENCRYPTION: &[u8] = &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x01];
 /// 1.2.840.10045.2.1 (RFC 5480 §2.1.1).
-const ID_EC_PUBLIC_KEY: &[u8] = &[0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01];
+pub(super) const ID_EC_PUBLIC_KEY: &[u8] = &[0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01];
 /// 1.2.840.10045.3.1.7, P-256 (RFC 5480 §2.1.1.1).
-const PRIME256V1: &[u8] = &[0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07];
+pub(super) const PRIME256V1: &[u8] = &[0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07];
 
 /// Parses concatenated PEM blocks, newest key first. Literal `\n` sequences are accepted for
 /// newlines, as dotenv files and dashboard secrets often carry them. Accepted: PKCS#8
@@ -187,7 +187,7 @@ fn tlv(tag: u8, contents: &[u8]) -> Vec<u8> {
 }
 
 /// The contents of the element `tag` at the start of `der`, and what follows it.
-fn take(tag: u8, der: &[u8]) -> Option<(&[u8], &[u8])> {
+pub(super) fn take(tag: u8, der: &[u8]) -> Option<(&[u8], &[u8])> {
     let (&found, rest) = der.split_first()?;
     let (&first, rest) = rest.split_first()?;
     let (len, rest) = match first {
@@ -203,7 +203,7 @@ fn take(tag: u8, der: &[u8]) -> Option<(&[u8], &[u8])> {
 }
 
 /// The contents of `der` when it is exactly one element `tag`.
-fn whole(tag: u8, der: &[u8]) -> Option<&[u8]> {
+pub(super) fn whole(tag: u8, der: &[u8]) -> Option<&[u8]> {
     take(tag, der).and_then(|(contents, rest)| rest.is_empty().then_some(contents))
 }
 

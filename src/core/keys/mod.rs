@@ -13,6 +13,7 @@
 mod material;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod native;
+mod public;
 #[cfg(test)]
 mod tests;
 
@@ -24,6 +25,9 @@ use serde::Serialize;
 
 use super::secret::{b64url, sha256};
 pub use material::{parse_pems, KeyMaterial};
+pub use public::{
+    member, parse_public_keys, PublicKey, SignatureCheck, Verifier, VerifyFuture, MIN_RSA_BITS,
+};
 
 /// A JWS algorithm we sign with (RFC 7518 §3.1), in the order discovery lists them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]

@@ -8,6 +8,7 @@ use rsa::signature::{RandomizedSigner, SignatureEncoding};
 use rsa::traits::PublicKeyParts;
 use sha2::Sha256;
 
+use super::public::{member, PublicKey, Verifier, VerifyFuture};
 use super::{Alg, KeyBackend, KeyError, KeyMaterial, SignFuture, SigningKey};
 use crate::core::secret::b64url;
 
@@ -63,5 +64,47 @@ impl KeyBackend for Es256 {
             .map(|s: p256::ecdsa::Signature| s.to_bytes().to_vec())
             .map_err(|e| KeyError(format!("ES256 signing failed: {e}")));
         Box::pin(std::future::ready(signature))
+    }
+}
+
+/// Verifies client signatures with RustCrypto (`public.rs`); the worker uses WebCrypto.
+pub struct NativeVerifier;
+
+impl Verifier for NativeVerifier {
+    fn verify<'a>(
+        &'a self,
+        key: &'a PublicKey,
+        input: &'a [u8],
+        signature: &'a [u8],
+    ) -> VerifyFuture<'a> {
+        Box::pin(std::future::ready(verify_now(key, input, signature)))
+    }
+}
+
+fn verify_now(key: &PublicKey, input: &[u8], signature: &[u8]) -> Result<bool, KeyError> {
+    use p256::ecdsa::signature::Verifier as _;
+    let part = |name| member(key, name).ok_or_else(|| KeyError(format!("JWK without `{name}`")));
+    match key.alg {
+        Alg::Rs256 => {
+            let public = rsa::RsaPublicKey::new(
+                rsa::BigUint::from_bytes_be(&part("n")?),
+                rsa::BigUint::from_bytes_be(&part("e")?),
+            )
+            .map_err(|e| KeyError(format!("RSA key: {e}")))?;
+            let Ok(signature) = rsa::pkcs1v15::Signature::try_from(signature) else {
+                return Ok(false);
+            };
+            let verifier = rsa::pkcs1v15::VerifyingKey::<Sha256>::new(public);
+            Ok(verifier.verify(input, &signature).is_ok())
+        }
+        Alg::Es256 => {
+            let point = [&[4u8][..], &part("x")?, &part("y")?].concat();
+            let public = p256::ecdsa::VerifyingKey::from_sec1_bytes(&point)
+                .map_err(|e| KeyError(format!("EC key: {e}")))?;
+            let Ok(signature) = p256::ecdsa::Signature::from_slice(signature) else {
+                return Ok(false);
+            };
+            Ok(public.verify(input, &signature).is_ok())
+        }
     }
 }

@@ -1,9 +1,11 @@
-//! Client authentication at the token, introspection and revocation endpoints
-//! (RFC 6749 §2.3.1: `client_secret_basic` and `client_secret_post`).
+//! Client authentication at the token, introspection and revocation endpoints: RFC 6749
+//! §2.3.1 `client_secret_basic` and `client_secret_post`, and RFC 7523 §2.2 `private_key_jwt`
+//! (a JWT the client signs with the key registered on its app, OIDC Core §9).
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 
+use super::assertion::{self, Expect, Refusal, Untrusted};
 use super::error::{sf, ErrorCode, OAuthError};
 use crate::core::config::Ctx;
 use crate::core::http::{Params, Request};
@@ -11,15 +13,26 @@ use crate::core::model::App;
 use crate::core::secret::Secret;
 use crate::core::storage::{Limit, Store};
 
+/// RFC 7523 §2.2: the one `client_assertion_type` there is.
+pub const JWT_BEARER_ASSERTION: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
+
 /// Who the caller says it is, before we check it.
 pub struct ClientCredentials {
     pub client_id: String,
-    pub secret: Option<Secret>,
+    pub proof: Proof,
 }
 
-/// Reads the client's credentials from the `Authorization: Basic` header or the body; using
-/// both is `invalid_request` (RFC 6749 §2.3: "MUST NOT use more than one authentication
-/// method in each request").
+/// What the client offers as proof of who it is.
+pub enum Proof {
+    /// A client secret, or none (a public client).
+    Secret(Option<Secret>),
+    /// A `private_key_jwt` client assertion.
+    Assertion(Secret),
+}
+
+/// Reads the client's credentials from the `Authorization: Basic` header, the body, or a client
+/// assertion; more than one method is `invalid_request` (RFC 6749 §2.3: "MUST NOT use more
+/// than one authentication method in each request").
 pub fn credentials(
     req: &Request,
     params: &Params,
@@ -29,10 +42,18 @@ pub fn credentials(
     let basic = req
         .header("authorization")
         .and_then(|h| strip_scheme(h, "basic"));
+    if let Some(creds) = client_assertion(params, body_id)? {
+        if basic.is_some() || body_secret.is_some() {
+            return Err(OAuthError::invalid_request(
+                "a client assertion and a client secret were both sent: use one",
+            ));
+        }
+        return Ok(Some(creds));
+    }
     let Some(b64) = basic else {
         return Ok(body_id.map(|id| ClientCredentials {
             client_id: id.into(),
-            secret: body_secret.map(Secret::new),
+            proof: Proof::Secret(body_secret.map(Secret::new)),
         }));
     };
     if body_secret.is_some() {
@@ -61,7 +82,54 @@ pub fn credentials(
     }
     Ok(Some(ClientCredentials {
         client_id: id,
-        secret: Some(Secret::new(urldecode(secret))),
+        proof: Proof::Secret(Some(Secret::new(urldecode(secret)))),
+    }))
+}
+
+/// RFC 7521 §4.2: `client_assertion_type` and `client_assertion` together; the client is the
+/// assertion's `iss` (RFC 7523 §3), which a `client_id` sent beside it must equal.
+fn client_assertion(
+    params: &Params,
+    body_id: Option<&str>,
+) -> Result<Option<ClientCredentials>, OAuthError> {
+    let kind = params.get("client_assertion_type")?;
+    let jwt = params.get("client_assertion")?;
+    let jwt = match (kind, jwt) {
+        (None, None) => return Ok(None),
+        (Some(JWT_BEARER_ASSERTION), Some(jwt)) => jwt,
+        (Some(JWT_BEARER_ASSERTION), None) => {
+            return Err(OAuthError::invalid_request("client_assertion required"))
+        }
+        (None, Some(_)) => {
+            return Err(OAuthError::invalid_request(
+                "client_assertion_type required",
+            ))
+        }
+        (Some(_), _) => {
+            return Err(OAuthError::new(
+                ErrorCode::InvalidClient,
+                format!("client_assertion_type must be {JWT_BEARER_ASSERTION}"),
+            ))
+        }
+    };
+    let iss = Untrusted::parse(jwt)
+        .ok()
+        .and_then(|t| t.claim("iss").map(str::to_owned))
+        .ok_or_else(|| {
+            OAuthError::new(
+                ErrorCode::InvalidClient,
+                "client_assertion is not a signed JWT with an iss",
+            )
+        })?;
+    if body_id.is_some_and(|id| id != iss) {
+        return Err(OAuthError::new(
+            ErrorCode::InvalidClient,
+            "client_id differs from the client assertion's iss",
+        ));
+    }
+    Ok(Some(ClientCredentials {
+        client_id: iss,
+        proof: Proof::Assertion(Secret::new(jwt)),
     }))
 }
 
@@ -85,9 +153,9 @@ pub struct Client {
     pub secret: Option<Secret>,
 }
 
-/// Looks the client up and checks its secret. A secret that is sent is always checked, even
-/// where it is optional (as Salesforce does). `secret_required` says whether a missing secret
-/// is acceptable for this request.
+/// Looks the client up and checks its secret or assertion. A secret that is sent is always
+/// checked, even where it is optional (as Salesforce does). `secret_required` says whether a
+/// client without any proof is acceptable for this request.
 ///
 /// Only failures count against the throttle, keyed by client id and caller address: a flood of
 /// wrong secrets from one address gets that address 429s, while the real client, elsewhere or
@@ -102,14 +170,22 @@ pub async fn authenticate<S: Store>(
     let creds =
         creds.ok_or_else(|| OAuthError::new(ErrorCode::InvalidClient, "client_id required"))?;
     let app = ctx.store.get_app(&creds.client_id).await?;
-    let failure = match (app, creds.secret) {
-        (Some(app), Some(secret)) if secret.matches(&app.secret_hash) => {
+    let failure = match (app, creds.proof) {
+        (Some(app), Proof::Secret(Some(secret))) if secret.matches(&app.secret_hash) => {
             return Ok(Client {
                 app,
                 secret: Some(secret),
             })
         }
-        (Some(app), None) if !secret_required(&app) => return Ok(Client { app, secret: None }),
+        (Some(app), Proof::Secret(None)) if !secret_required(&app) => {
+            return Ok(Client { app, secret: None })
+        }
+        (Some(app), Proof::Assertion(jwt)) => {
+            match check_assertion(ctx, req, &app, jwt.expose()).await {
+                Ok(()) => return Ok(Client { app, secret: None }),
+                Err(e) => e,
+            }
+        }
         (None, _) => OAuthError::new(ErrorCode::InvalidClientId, sf::CLIENT_ID_INVALID),
         (Some(_), _) => OAuthError::new(ErrorCode::InvalidClient, sf::CLIENT_CREDENTIALS_INVALID),
     };
@@ -121,4 +197,47 @@ pub async fn authenticate<S: Store>(
         ));
     }
     Err(failure)
+}
+
+/// RFC 7523 §3 for a client assertion: `iss` and `sub` are the client id, `aud` names us — the
+/// issuer (what openid-client sends everywhere), the token endpoint, or the endpoint receiving
+/// it — and its `jti` is new. A failure is `invalid_client` (RFC 7523 §3.2).
+async fn check_assertion<S: Store>(
+    ctx: &Ctx<'_, S>,
+    req: &Request,
+    app: &App,
+    jwt: &str,
+) -> Result<(), OAuthError> {
+    let refused = |why: String| OAuthError::new(ErrorCode::InvalidClient, why);
+    let audiences = [
+        ctx.issuer.clone(),
+        format!("{}/", ctx.issuer),
+        ctx.url("/services/oauth2/token"),
+        ctx.url(&req.path),
+    ];
+    let expect = Expect {
+        audiences: &audiences,
+        require_jti: true,
+    };
+    let untrusted =
+        Untrusted::parse(jwt).map_err(|_| refused("malformed client assertion".into()))?;
+    let verified = match assertion::verify(
+        ctx,
+        &untrusted,
+        app.policy.certificate.as_deref(),
+        &expect,
+    )
+    .await
+    {
+        Ok(v) => v,
+        Err(Refusal::Invalid(why)) => return Err(refused(format!("client assertion: {why}"))),
+        Err(Refusal::Replayed) => return Err(refused("client assertion: jti already used".into())),
+        Err(Refusal::Store(e)) => return Err(e.into()),
+    };
+    if verified.iss != app.client_id || verified.sub != app.client_id {
+        return Err(refused(
+            "client assertion: iss and sub must both be the client_id".into(),
+        ));
+    }
+    Ok(())
 }

@@ -78,6 +78,9 @@ pub mod sf {
     pub const EXPIRED_TOKEN: &str = "expired access/refresh token";
     pub const EXPIRED_CODE: &str = "expired authorization code";
     pub const NOT_ADMIN_APPROVED: &str = "user is not admin approved to access this app";
+    /// JWT bearer without an approval (simple-salesforce matches this text exactly).
+    pub const NOT_APPROVED: &str = "user hasn't approved this consumer";
+    pub const NO_CLIENT_CREDENTIALS_USER: &str = "no client credentials user enabled";
     pub const GRANT_NOT_SUPPORTED: &str = "grant type not supported";
     pub const RESPONSE_TYPE_NOT_SUPPORTED: &str = "response type not supported";
     pub const DENIED: &str = "end-user denied authorization";

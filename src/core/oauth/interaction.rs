@@ -338,13 +338,19 @@ pub async fn login_allowed<S: Store>(
     username: &str,
 ) -> Result<bool, StoreError> {
     let ip = req.client_ip();
-    let user = hex(&sha256(username.to_ascii_lowercase().as_bytes())[..16]);
     let by_user = ctx
         .store
-        .allow(Limit::Login, &format!("{user}|{ip}"))
+        .allow(Limit::Login, &throttle_key(username, ip))
         .await?;
     let by_ip = ctx.store.allow(Limit::LoginIp, ip).await?;
     Ok(by_user && by_ip)
+}
+
+/// The throttle key of `username` at `ip`: the username hashed (keys stay short, whatever was
+/// typed) and lowercased in ASCII only, as the username column compares (`COLLATE NOCASE`).
+pub fn throttle_key(username: &str, ip: &str) -> String {
+    let user = hex(&sha256(username.to_ascii_lowercase().as_bytes())[..16]);
+    format!("{user}|{ip}")
 }
 
 /// The user for these credentials, if they are right and the user is active. Unknown users cost

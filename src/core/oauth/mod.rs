@@ -1,5 +1,6 @@
 //! OAuth 2.0 / OpenID Connect endpoints and grants, one module each (STYLE §5).
 
+pub mod assertion;
 pub mod authorize;
 pub mod authz;
 pub mod bearer;

@@ -82,6 +82,17 @@ impl ScopeSet {
         self.contains("refresh_token") || self.contains("offline_access")
     }
 
+    /// The set without `excluded`.
+    pub fn without(&self, excluded: &[&str]) -> Self {
+        Self(
+            self.0
+                .iter()
+                .filter(|s| !excluded.contains(&s.as_str()))
+                .cloned()
+                .collect(),
+        )
+    }
+
     pub fn to_vec(&self) -> Vec<String> {
         self.0.clone()
     }

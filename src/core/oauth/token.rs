@@ -58,6 +58,11 @@ async fn dispatch<S: Store>(
         }
         Some("refresh_token") => grants::refresh_token::refresh(ctx, req, params, false).await,
         Some("hybrid_refresh") => grants::refresh_token::refresh(ctx, req, params, true).await,
+        Some(grants::jwt_bearer::GRANT_TYPE) => {
+            grants::jwt_bearer::exchange(ctx, req, params).await
+        }
+        Some("client_credentials") => grants::client_credentials::exchange(ctx, req, params).await,
+        Some("password") => grants::password::exchange(ctx, req, params).await,
         Some(_) => Err(OAuthError::new(
             ErrorCode::UnsupportedGrantType,
             sf::GRANT_NOT_SUPPORTED,

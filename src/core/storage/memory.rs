@@ -17,6 +17,8 @@ pub struct MemoryStore {
     users: RefCell<BTreeMap<String, User>>,
     grants: RefCell<HashMap<(String, String), AppUserGrant>>,
     registration_tokens: RefCell<HashMap<String, u64>>,
+    /// Claimed assertion `jti`s (hash of issuer and jti) and until when they are kept.
+    jti_markers: RefCell<HashMap<String, u64>>,
     codes: RefCell<HashMap<String, CodeGrant>>,
     sessions: RefCell<HashMap<String, Session>>,
     interactions: RefCell<HashMap<String, Interaction>>,
@@ -42,6 +44,7 @@ pub struct MemoryStore {
 /// the same numbers as `wrangler.toml`.
 pub const MEMORY_LOGIN_LIMIT: u32 = 10;
 pub const MEMORY_LOGIN_IP_LIMIT: u32 = 100;
+pub const MEMORY_PASSWORD_GRANT_LIMIT: u32 = 9;
 pub const MEMORY_CLIENT_AUTH_LIMIT: u32 = 600;
 
 impl MemoryStore {
@@ -316,6 +319,17 @@ impl RegistrationTokenStore for MemoryStore {
             .borrow_mut()
             .insert(key.hash.0.clone(), expires_at_s);
         Ok(())
+    }
+}
+
+impl ReplayStore for MemoryStore {
+    async fn claim_jti(&self, key: &SecretHash, expires_at_s: u64) -> Result<bool, StoreError> {
+        let mut markers = self.jti_markers.borrow_mut();
+        if markers.contains_key(&key.0) {
+            return Ok(false);
+        }
+        markers.insert(key.0.clone(), expires_at_s);
+        Ok(true)
     }
 }
 
@@ -604,6 +618,11 @@ impl MemoryStore {
             .borrow_mut()
             .retain(|_, expires| *expires > c.now_s);
         purged.registration_tokens = before - self.registration_tokens.borrow().len();
+        let before = self.jti_markers.borrow().len();
+        self.jti_markers
+            .borrow_mut()
+            .retain(|_, expires| *expires > c.now_s);
+        purged.jti_markers = before - self.jti_markers.borrow().len();
         purged
     }
 
@@ -653,6 +672,7 @@ impl RateLimiter for MemoryStore {
             <= match limit {
                 Limit::Login => MEMORY_LOGIN_LIMIT,
                 Limit::LoginIp => MEMORY_LOGIN_IP_LIMIT,
+                Limit::PasswordGrant => MEMORY_PASSWORD_GRANT_LIMIT,
                 Limit::ClientAuth => MEMORY_CLIENT_AUTH_LIMIT,
             })
     }

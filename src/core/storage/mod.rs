@@ -109,6 +109,14 @@ pub trait RegistrationTokenStore {
     ) -> Result<(), StoreError>;
 }
 
+/// Single-use markers of the assertions clients sign (RFC 7523 §3 `jti`): JWT bearer grants and
+/// `private_key_jwt` client authentication. Decided in a shard, like every single use.
+pub trait ReplayStore {
+    /// Records `key` (a hash of the assertion's issuer and `jti`) until `expires_at_s`, once:
+    /// `false`, with nothing written, when it is recorded already (a replay).
+    async fn claim_jti(&self, key: &SecretHash, expires_at_s: u64) -> Result<bool, StoreError>;
+}
+
 /// Authorization code payloads (KV). Redemption itself is decided by [`TokenStore::redeem_code`].
 pub trait CodeStore {
     async fn put_code(&self, hash: &SecretHash, code: &CodeGrant) -> Result<(), StoreError>;
@@ -229,6 +237,10 @@ pub enum Limit {
     Login,
     /// Password logins, keyed by caller IP across usernames (`RL_LOGIN_IP`, 100 a minute).
     LoginIp,
+    /// Password grants at the token endpoint, keyed by username and caller IP (`RL_PASSWORD`,
+    /// 9 a minute: the tenth guess is refused). Apart from `Login`, so that neither door uses up
+    /// the other's allowance.
+    PasswordGrant,
     /// Failed client authentications, keyed by client id and caller IP (`RL_CLIENT`, 600 a
     /// minute). Successful ones never count.
     ClientAuth,
@@ -249,6 +261,7 @@ pub trait Store:
     + UserStore
     + GrantStore
     + RegistrationTokenStore
+    + ReplayStore
     + CodeStore
     + SessionStore
     + InteractionStore
@@ -264,6 +277,7 @@ impl<T> Store for T where
         + UserStore
         + GrantStore
         + RegistrationTokenStore
+        + ReplayStore
         + CodeStore
         + SessionStore
         + InteractionStore
