@@ -449,7 +449,7 @@ fn apply(sql: &Sql, op: Op) -> OpResult<serde_json::Value> {
                  ON CONFLICT (key) DO UPDATE SET expires_at = excluded.expires_at WHERE jti_markers.expires_at <= ?",
                 vec![text(&key), int(expires_at), int(now_s)],
             )?;
-            Ok(json(&(claimed == 1)))
+            Ok(json(&(claimed > 0)))
         }
         Op::Purge { now_s } => Ok(json(&purge(sql, &Cutoffs::at(now_s))?.wire())),
         Op::Stats => Ok(json(&sql.stats()?)),
