@@ -1,16 +1,23 @@
 // Validation from edge-local state, against real workerd with local KV and D1
 // (docs/performance.md): access tokens are validated from their KV copy; D1 is read only for a
 // young token whose copy is missing; revocation reaches the copies.
+//
+// The copies are read and deleted in the worker's local KV files themselves (miniflare keeps a
+// namespace's keys in a SQLite table, `_mf_entries`, and each value in a blob file), with the
+// sqlite3 CLI: a second wrangler process on the same state (`wrangler kv … --local`), as this
+// file once used, now and then made the running worker drop a request.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { spawnSync } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { startTestWorker } from './harness.mjs';
 import { authorize, pkcePair, tokenRequest } from './flow.mjs';
-import { ROOT } from '../../scripts/worker.mjs';
 
 const CB = 'http://127.0.0.1:9/cb';
-const WRANGLER = `${ROOT}/node_modules/.bin/wrangler`;
+/** The KV namespace id of wrangler.toml's `KV` binding. */
+const NAMESPACE = '00000000000000000000000000000000';
 let w;
 before(async () => { w = await startTestWorker(); });
 after(() => w?.stop());
@@ -19,12 +26,32 @@ const trips = (r) => r.headers.get('x-storage-round-trips');
 const sha256hex = (s) => createHash('sha256').update(s).digest('hex');
 const userinfo = (token) => fetch(`${w.baseUrl}/services/oauth2/userinfo`, { headers: { authorization: `Bearer ${token}` } });
 
-/** Runs `wrangler kv …` against the worker's local KV. */
-function kv(...args) {
-  const r = spawnSync(WRANGLER, ['kv', ...args, '--binding', 'KV', '--local', '--persist-to', w.stateDir, '--config', 'tests/e2e/kv-cli.wrangler.toml'], {
-    cwd: ROOT, encoding: 'utf8', env: { ...process.env, CI: '1', WRANGLER_SEND_METRICS: 'false' },
-  });
-  return r;
+/** The SQLite file of the local KV namespace's keys. */
+function kvIndex() {
+  const dir = join(w.stateDir, 'v3', 'kv', 'miniflare-KVNamespaceObject');
+  const file = readdirSync(dir).find((f) => f.endsWith('.sqlite') && f !== 'metadata.sqlite');
+  assert.ok(file, `no KV index under ${dir}`);
+  return join(dir, file);
+}
+
+/** Runs `sql` on the KV index (keys here are hex, so they can be inlined). */
+function kvSql(sql, { readonly = true } = {}) {
+  const args = [...(readonly ? ['-readonly'] : []), '-json', '-cmd', '.timeout 5000', kvIndex(), sql];
+  return JSON.parse(execFileSync('sqlite3', args, { encoding: 'utf8' }) || '[]');
+}
+
+/** The value stored under `key` in the worker's local KV, or undefined. */
+function kvGet(key) {
+  assert.match(key, /^[\w:]+$/);
+  const [row] = kvSql(`SELECT blob_id FROM _mf_entries WHERE key = '${key}'`);
+  return row && readFileSync(join(w.stateDir, 'v3', 'kv', NAMESPACE, 'blobs', row.blob_id), 'utf8');
+}
+
+/** Deletes `key` from the worker's local KV, as if its write had not reached this location. */
+function kvDelete(key) {
+  assert.match(key, /^[\w:]+$/);
+  kvSql(`DELETE FROM _mf_entries WHERE key = '${key}'`, { readonly: false });
+  assert.equal(kvGet(key), undefined);
 }
 
 async function tokensFor(username, extra = {}) {
@@ -40,13 +67,13 @@ async function tokensFor(username, extra = {}) {
 test('the access token copy is written to KV at issuance, with what validation needs and no secret', async () => {
   const { app, tokens } = await tokensFor('copy-a');
   const key = `at:${sha256hex(tokens.access_token)}`;
-  const r = kv('key', 'get', key);
-  assert.equal(r.status, 0, r.stderr);
-  const copy = JSON.parse(r.stdout);
+  const stored = kvGet(key);
+  assert.ok(stored, 'the copy is in KV');
+  const copy = JSON.parse(stored);
   assert.equal(copy.client_id, app.client_id);
   assert.equal(copy.user.username, 'copy-a');
   assert.deepEqual(copy.scopes, ['api', 'refresh_token', 'profile', 'email']);
-  assert.ok(!r.stdout.includes(tokens.access_token) && !r.stdout.includes(tokens.refresh_token), 'no token value in the copy');
+  assert.ok(!stored.includes(tokens.access_token) && !stored.includes(tokens.refresh_token), 'no token value in the copy');
 });
 
 test('a young token whose copy has not arrived is validated from its shard; once revoked, its copy is gone and it fails', async () => {
@@ -54,7 +81,7 @@ test('a young token whose copy has not arrived is validated from its shard; once
   const key = `at:${sha256hex(tokens.access_token)}`;
   // As if the copy had not reached this location: delete it from KV, and let the isolate's
   // 5-second cache of copies run out (a sleep for a cache, not a timing assertion).
-  assert.equal(kv('key', 'delete', key).status, 0);
+  kvDelete(key);
   await new Promise((r) => setTimeout(r, 5500));
   const r = await userinfo(tokens.access_token);
   assert.equal(r.status, 200, await r.text());
@@ -86,10 +113,9 @@ test('a revocation deletes the copies from KV and a profile change rewrites them
   assert.equal(rf.status, 200, JSON.stringify(rf.json));
   assert.equal(trips(rf), 'kv=1; d1=0; do=2');
   assert.equal((await (await userinfo(rf.json.access_token)).json()).email, 'renamed@example.com');
-  assert.equal(JSON.parse(kv('key', 'get', key).stdout).user.email, 'renamed@example.com');
+  assert.equal(JSON.parse(kvGet(key)).user.email, 'renamed@example.com');
   assert.equal((await (await userinfo(tokens.access_token)).json()).email, 'renamed@example.com');
   await fetch(`${w.baseUrl}/services/oauth2/revoke`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams({ token: tokens.access_token }) });
-  const gone = kv('key', 'get', key);
-  assert.ok(gone.status !== 0 || gone.stdout.trim() === '' || /not found/i.test(gone.stdout + gone.stderr), `copy still there: ${gone.stdout}`);
+  assert.equal(kvGet(key), undefined, 'the copy is gone');
   assert.equal((await userinfo(tokens.access_token)).status, 401);
 });
