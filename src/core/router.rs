@@ -10,6 +10,7 @@ use super::oauth::error::OAuthError;
 use super::oauth::token::Endpoint;
 use super::oauth::{authorize, hybrid, introspect, revoke, token, userinfo, verification};
 use super::storage::Store;
+use super::tools;
 
 /// The answer to a body the edge refused before reading it: 413 for one over the limit (RFC
 /// 9110 §15.5.14), 400 for an unreadable one; RFC 6749 JSON `invalid_request` except at the
@@ -101,6 +102,8 @@ async fn route<S: Store>(ctx: &Ctx<'_, S>, req: &Request, path: &str) -> Respons
         ("/services/oauth2/token", _) => method_not_allowed("POST"),
         ("/services/oauth2/device", Post) => token::post(ctx, req, Endpoint::Device).await,
         ("/services/oauth2/device", _) => method_not_allowed("POST"),
+        (tools::ASSET_TOKEN_PATH, Get | Head) => tools::asset_token_page(),
+        (tools::ASSET_TOKEN_SCRIPT_PATH, Get | Head) => tools::asset_token_script(),
         (verification::PATH, Get | Head) => verification::get(ctx, req).await,
         (verification::PATH, Post) => verification::post(ctx, req).await,
         (verification::PATH, _) => method_not_allowed("GET, POST"),
