@@ -33,16 +33,7 @@ pub async fn load(pems: &str) -> KeySet {
 /// from is in this isolate's memory anyway.
 async fn import(material: &KeyMaterial) -> Result<SigningKey, KeyError> {
     let subtle = subtle()?;
-    let (import_params, sign_params) = match material.alg {
-        Alg::Rs256 => (
-            object(&[("name", "RSASSA-PKCS1-v1_5"), ("hash", "SHA-256")])?,
-            object(&[("name", "RSASSA-PKCS1-v1_5")])?,
-        ),
-        Alg::Es256 => (
-            object(&[("name", "ECDSA"), ("namedCurve", "P-256")])?,
-            object(&[("name", "ECDSA"), ("hash", "SHA-256")])?,
-        ),
-    };
+    let (import_params, sign_params) = algorithm(material.alg)?;
     let der = Uint8Array::from(material.pkcs8_der.as_slice());
     let usages = Array::of1(&"sign".into());
     let key: CryptoKey =
@@ -84,6 +75,20 @@ impl KeyBackend for WebCryptoKey {
             Ok(Uint8Array::new(&signature).to_vec())
         })
     }
+}
+
+/// WebCrypto's parameters for `alg`: for importing a key, and for signing or verifying.
+fn algorithm(alg: Alg) -> Result<(Object, Object), KeyError> {
+    Ok(match alg {
+        Alg::Rs256 => (
+            object(&[("name", "RSASSA-PKCS1-v1_5"), ("hash", "SHA-256")])?,
+            object(&[("name", "RSASSA-PKCS1-v1_5")])?,
+        ),
+        Alg::Es256 => (
+            object(&[("name", "ECDSA"), ("namedCurve", "P-256")])?,
+            object(&[("name", "ECDSA"), ("hash", "SHA-256")])?,
+        ),
+    })
 }
 
 /// `crypto.subtle` of the worker's global scope.
@@ -133,16 +138,7 @@ impl Verifier for WebCryptoVerifier {
     ) -> VerifyFuture<'a> {
         Box::pin(async move {
             let subtle = subtle()?;
-            let (import_params, verify_params) = match key.alg {
-                Alg::Rs256 => (
-                    object(&[("name", "RSASSA-PKCS1-v1_5"), ("hash", "SHA-256")])?,
-                    object(&[("name", "RSASSA-PKCS1-v1_5")])?,
-                ),
-                Alg::Es256 => (
-                    object(&[("name", "ECDSA"), ("namedCurve", "P-256")])?,
-                    object(&[("name", "ECDSA"), ("hash", "SHA-256")])?,
-                ),
-            };
+            let (import_params, verify_params) = algorithm(key.alg)?;
             let jwk: Object = js_sys::JSON::parse(&key.jwk.to_string())
                 .map_err(js_error)?
                 .unchecked_into();

@@ -356,24 +356,28 @@ pub fn throttle_key(username: &str, ip: &str) -> String {
     format!("{user}|{ip}")
 }
 
-/// The user for these credentials, if they are right and the user is active. Unknown users cost
-/// the same hashing work as known ones.
+/// The user for these credentials, if they are right and the user is active; a hash made with
+/// older settings is replaced now that the password is at hand.
 pub async fn check_login<S: Store>(
     ctx: &Ctx<'_, S>,
     username: &str,
     password: &str,
 ) -> Result<Option<User>, StoreError> {
+    match verify_login(ctx, username, password).await? {
+        Some(user) => Ok(Some(rehash_if_needed(ctx, user, password).await?)),
+        None => Ok(None),
+    }
+}
+
+/// As [`check_login`], writing nothing: unknown users cost the same hashing work as known ones,
+/// so the answer's timing does not say whether the username exists.
+pub async fn verify_login<S: Store>(
+    ctx: &Ctx<'_, S>,
+    username: &str,
+    password: &str,
+) -> Result<Option<User>, StoreError> {
     match ctx.store.find_user_by_username(username).await? {
-        Some(mut user)
-            if password::verify_password(password, &user.password_hash) && user.active =>
-        {
-            // A hash made with older settings is replaced now that the password is at hand.
-            if password::needs_rehash(&user.password_hash) {
-                if let Ok(phc) = password::hash_password(ctx.rng, password) {
-                    user.password_hash = phc;
-                    ctx.store.update_user(&user, None).await?;
-                }
-            }
+        Some(user) if password::verify_password(password, &user.password_hash) && user.active => {
             Ok(Some(user))
         }
         Some(_) => Ok(None),
@@ -382,4 +386,19 @@ pub async fn check_login<S: Store>(
             Ok(None)
         }
     }
+}
+
+/// Replaces a password hash made with older settings.
+pub async fn rehash_if_needed<S: Store>(
+    ctx: &Ctx<'_, S>,
+    mut user: User,
+    password: &str,
+) -> Result<User, StoreError> {
+    if password::needs_rehash(&user.password_hash) {
+        if let Ok(phc) = password::hash_password(ctx.rng, password) {
+            user.password_hash = phc;
+            ctx.store.update_user(&user, None).await?;
+        }
+    }
+    Ok(user)
 }

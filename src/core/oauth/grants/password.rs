@@ -15,7 +15,7 @@ use crate::core::model::PermittedUsers;
 use crate::core::oauth::client_auth::{authenticate, credentials};
 use crate::core::oauth::error::{sf, ErrorCode, OAuthError};
 use crate::core::oauth::grants::{issue_for_user, scopes_for, REFRESH_SCOPES};
-use crate::core::oauth::interaction::{check_login, throttle_key};
+use crate::core::oauth::interaction::{rehash_if_needed, throttle_key, verify_login};
 use crate::core::org::org_settings;
 use crate::core::storage::{Limit, Store};
 
@@ -50,9 +50,10 @@ pub async fn exchange<S: Store>(
         ));
     }
     let enabled = org_settings(ctx).await?.allow_username_password_flow;
-    let user = check_login(ctx, username, password).await?;
-    let user = match user {
-        Some(user) if enabled => user,
+    // Checked whether or not the flow is on (the same work either way); nothing is written
+    // (not even a rehash) unless it is on and the password is right.
+    let user = match verify_login(ctx, username, password).await? {
+        Some(user) if enabled => rehash_if_needed(ctx, user, password).await?,
         _ => return Err(OAuthError::invalid_grant(sf::AUTH_FAILURE)),
     };
     if app.policy.permitted_users == PermittedUsers::AdminApproved {
