@@ -513,7 +513,11 @@ fn apply(sql: &Sql, op: Op) -> OpResult<serde_json::Value> {
             )?;
             Ok(json(&(decided > 0)))
         }
-        Op::PollDevice { hash, now_ms } => {
+        Op::PollDevice {
+            hash,
+            client_id,
+            now_ms,
+        } => {
             let row: Option<DeviceRow> = sql.first(
                 "SELECT grant_json, interval_s, last_poll_ms, decision, redeemed FROM device_grants WHERE device_hash = ?",
                 vec![text(&hash)],
@@ -522,6 +526,10 @@ fn apply(sql: &Sql, op: Op) -> OpResult<serde_json::Value> {
                 return Ok(json(&DevicePoll::Unknown));
             };
             let mut grant = row.grant()?;
+            // Another client's poll: as if there were no such code, and nothing recorded.
+            if grant.client_id != client_id {
+                return Ok(json(&DevicePoll::Unknown));
+            }
             let too_soon = row
                 .last_poll_ms
                 .is_some_and(|last| now_ms < last + row.interval_s * 1000);

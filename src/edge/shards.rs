@@ -107,6 +107,7 @@ pub enum Op {
     },
     PollDevice {
         hash: String,
+        client_id: String,
         now_ms: u64,
     },
     /// Records an assertion's `jti` marker once (an expired marker counts as none).
@@ -838,12 +839,18 @@ impl DeviceStore for EdgeStore {
         Ok(false)
     }
 
-    async fn poll_device(&self, key: &TokenKey, now_ms: u64) -> Result<DevicePoll, StoreError> {
+    async fn poll_device(
+        &self,
+        key: &TokenKey,
+        client_id: &str,
+        now_ms: u64,
+    ) -> Result<DevicePoll, StoreError> {
         let Some(route) = key.route.filter(|r| r.0 < MAX_SHARDS) else {
             return Ok(DevicePoll::Unknown);
         };
         let op = Op::PollDevice {
             hash: key.hash.0.clone(),
+            client_id: client_id.to_owned(),
             now_ms,
         };
         self.shards.call(route, &op).await

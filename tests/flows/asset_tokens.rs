@@ -1,6 +1,7 @@
 //! The asset token flow (salesforce-reference.md §9): an access token and an actor token about a
 //! device, exchanged (RFC 8693) for an asset token; assets listed and revoked by the admin API.
 
+use edge_oauth::core::env::Clock;
 use edge_oauth::core::http::Method;
 use edge_oauth::core::secret::b64url;
 use p256::ecdsa::signature::Signer;
@@ -172,6 +173,22 @@ fn the_exchange_refuses_bad_subjects_actors_and_apps() {
     );
     let r = exchange(&s, &access, &factory.sign(&json!({"Name": "no id"})));
     assert!(r.body.contains("did"), "{}", r.body);
+    // Not yet valid; a cnf without a key; an Asset that is no object.
+    let mut later = device("dev-1");
+    later["nbf"] = json!(s.clock.now_ms() / 1000 + 3600);
+    assert!(exchange(&s, &access, &factory.sign(&later))
+        .body
+        .contains("nbf"));
+    let mut no_key = device("dev-1");
+    no_key["cnf"] = json!({"kid": "x"});
+    assert!(exchange(&s, &access, &factory.sign(&no_key))
+        .body
+        .contains("cnf"));
+    let mut flat = device("dev-1");
+    flat["Asset"] = json!("x");
+    assert!(exchange(&s, &access, &factory.sign(&flat))
+        .body
+        .contains("Asset"));
     // Wrong token types.
     let r = s.token(&[
         ("grant_type", EXCHANGE),

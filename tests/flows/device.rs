@@ -170,6 +170,16 @@ fn every_polling_answer() {
     let s = Server::new();
     let app = s.app(json!({}));
     s.user("alice");
+    // Another client's poll of a pending code: invalid_grant, and it does not count as the
+    // owner's poll (no slow_down for the owner).
+    let other = s.app(json!({}));
+    let d = start_salesforce(&s, &app, "api");
+    let code = d["device_code"].as_str().unwrap();
+    assert_eq!(poll_salesforce(&s, &other, code).error(), "invalid_grant");
+    assert_eq!(
+        poll_salesforce(&s, &app, code).error(),
+        "authorization_pending"
+    );
     // slow_down: two polls closer than the interval; each one adds 5 s.
     let d = start_salesforce(&s, &app, "api");
     let code = d["device_code"].as_str().unwrap();
@@ -215,7 +225,6 @@ fn every_polling_answer() {
         poll_salesforce(&s, &app, "00nosuchcode").error(),
         "invalid_grant"
     );
-    let other = s.app(json!({}));
     let d = start_salesforce(&s, &app, "api");
     approve_on_page(&s, d["user_code"].as_str().unwrap(), true);
     let r = poll_salesforce(&s, &other, d["device_code"].as_str().unwrap());

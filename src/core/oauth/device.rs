@@ -166,7 +166,11 @@ pub async fn poll<S: Store>(
         .ok_or_else(|| OAuthError::invalid_request(format!("{name} required")))?;
     let app = client(ctx, req, params, dialect).await?;
     let key = token_key(code);
-    let (grant, decision) = match ctx.store.poll_device(&key, ctx.clock.now_ms()).await? {
+    let polled = ctx
+        .store
+        .poll_device(&key, &app.client_id, ctx.clock.now_ms())
+        .await?;
+    let (grant, decision) = match polled {
         DevicePoll::Unknown => return Err(OAuthError::invalid_grant("invalid device code")),
         DevicePoll::Pending => {
             return Err(OAuthError::new(
@@ -189,11 +193,6 @@ pub async fn poll<S: Store>(
         DevicePoll::Redeemed => return Err(OAuthError::invalid_grant("the device code was used")),
         DevicePoll::Decided { grant, decision } => (grant, decision),
     };
-    if grant.client_id != app.client_id {
-        return Err(OAuthError::invalid_grant(
-            "the device code was issued to another client",
-        ));
-    }
     let DeviceDecision::Approved {
         user_id,
         user,

@@ -396,13 +396,17 @@ impl DeviceStore for MemoryStore {
         }
         Ok(true)
     }
-    async fn poll_device(&self, key: &TokenKey, now_ms: u64) -> Result<DevicePoll, StoreError> {
+    async fn poll_device(
+        &self,
+        key: &TokenKey,
+        client_id: &str,
+        now_ms: u64,
+    ) -> Result<DevicePoll, StoreError> {
         self.shard_up(key.route)?;
         let mut devices = self.devices.borrow_mut();
-        let Some(d) = devices
-            .get_mut(&key.hash.0)
-            .filter(|d| key.route.is_some() && d.route == key.route)
-        else {
+        let Some(d) = devices.get_mut(&key.hash.0).filter(|d| {
+            key.route.is_some() && d.route == key.route && d.grant.client_id == client_id
+        }) else {
             return Ok(DevicePoll::Unknown);
         };
         let too_soon = d

@@ -137,9 +137,16 @@ pub trait DeviceStore {
         decision: &DeviceDecision,
         now_s: u64,
     ) -> Result<bool, StoreError>;
-    /// A poll: records its time, and answers what the grant's state says (RFC 8628 §3.5),
-    /// `SlowDown` when it came sooner than the interval after the previous poll.
-    async fn poll_device(&self, key: &TokenKey, now_ms: u64) -> Result<DevicePoll, StoreError>;
+    /// A poll by `client_id`: records its time, and answers what the grant's state says (RFC
+    /// 8628 §3.5), `SlowDown` when it came sooner than the interval after the previous poll.
+    /// Another client's poll is `Unknown` and writes nothing: it says nothing about the grant
+    /// and does not slow its owner down.
+    async fn poll_device(
+        &self,
+        key: &TokenKey,
+        client_id: &str,
+        now_ms: u64,
+    ) -> Result<DevicePoll, StoreError>;
     /// Issues `issue` for an approved grant, once: a second redemption is
     /// [`Redemption::Replayed`]; a user ended (epochs) since approving is `UserInvalid`.
     async fn redeem_device(

@@ -150,17 +150,34 @@ async fn actor_claims<S: Store>(
             "unsigned actor tokens are not allowed for this app".into()
         }));
     }
-    // Proof of possession of the device key it names (RFC 7800 §3.2).
-    if let Some(jwk) = claims.get("cnf").and_then(|c| c.get("jwk")) {
+    // Proof of possession of the device key it names (RFC 7800 §3.2): a `cnf` is copied into
+    // the asset token, so it must be a key the device proved it holds.
+    if let Some(cnf) = claims.get("cnf") {
+        let jwk = cnf
+            .get("jwk")
+            .ok_or_else(|| refused("cnf must carry the device's public key as jwk".into()))?;
         let key = from_jwk(jwk).map_err(|e| refused(format!("cnf.jwk: {}", e.0)))?;
         if !signed || !signature(ctx, &jwt, std::slice::from_ref(&key)).await? {
             return Err(refused("not signed by the device key in cnf.jwk".into()));
         }
     }
+    if claims.get("Asset").is_some_and(|a| !a.is_object()) {
+        return Err(refused("Asset must be an object".into()));
+    }
+    // RFC 7519 §4.1.4–4.1.6, with the same leeway as assertions.
+    let now_ms = ctx.clock.now_ms();
     if let Some(exp) = claims.get("exp") {
-        let ok = instant_ms(Some(exp)).is_some_and(|e| e + LEEWAY_S * 1000 > ctx.clock.now_ms());
+        let ok = instant_ms(Some(exp)).is_some_and(|e| e + LEEWAY_S * 1000 > now_ms);
         if !ok {
             return Err(refused("expired".into()));
+        }
+    }
+    for name in ["nbf", "iat"] {
+        if let Some(v) = claims.get(name) {
+            let ok = instant_ms(Some(v)).is_some_and(|t| t <= now_ms + LEEWAY_S * 1000);
+            if !ok {
+                return Err(refused(format!("{name} is in the future")));
+            }
         }
     }
     Ok(claims)
