@@ -308,7 +308,7 @@ const failing = {}; // what the failing shard refused, checked after it is back
 
 // ── 1 shard ─────────────────────────────────────────────────────────────────────────────────────
 
-test('SHARDS=1: every round, 50 parallel redemptions of one code and 50 parallel refreshes of one rotating refresh token have exactly one winner', async (t) => {
+test('SHARDS=1: every round, 50 parallel redemptions of one code, 50 parallel refreshes of one rotating refresh token and 50 parallel polls of one approved device code have exactly one winner', async (t) => {
   await restart({ SHARDS: '1' });
   const s = await devShards();
   assert.equal(s.shards, 1, JSON.stringify(s));
@@ -325,7 +325,7 @@ test('SHARDS=1: every round, 50 parallel redemptions of one code and 50 parallel
   t.diagnostic(`${ROUNDS} code races, ${ROUNDS} refresh races and ${ROUNDS} device races of ${RACERS}, one winner each`);
 });
 
-test('SHARDS=1: unredeemed codes and fresh refresh tokens for the re-layout; every family is on shard 0 (route 00)', async () => {
+test('SHARDS=1: unredeemed codes, fresh refresh tokens and device codes (approved, and pending) for the re-layout; every family is on shard 0 (route 00)', async () => {
   assert.equal(w?.vars.SHARDS, '1', 'runs on the SHARDS=1 worker of the test before');
   const before = await devShards();
   const app = await newApp();
@@ -359,7 +359,7 @@ test('SHARDS=1: unredeemed codes and fresh refresh tokens for the re-layout; eve
 
 // ── 1 → 4 shards on the same state ──────────────────────────────────────────────────────────────
 
-test('restart with SHARDS=4 on the same state: each code and refresh token issued with SHARDS=1 is redeemed exactly once, replays fail, and the old families stay on shard 0', async () => {
+test('restart with SHARDS=4 on the same state: each code, refresh token and device code issued with SHARDS=1 is redeemed exactly once, replays fail, and the old families stay on shard 0', async () => {
   assert.ok(relayout.codes?.length && relayout.pairs?.length, 'needs the state issued with SHARDS=1');
   await restart({ SHARDS: '4' });
   let s = await devShards();
