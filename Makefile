@@ -4,7 +4,7 @@ SHELL := /bin/bash
 export PATH := $(HOME)/.cargo/bin:$(PATH)
 WASM_BINDGEN_VERSION := $(shell awk '/^name = "wasm-bindgen"$$/{getline; gsub(/"/,"",$$3); print $$3}' Cargo.lock)
 WORKER_BUILD_VERSION := 0.8.7
-SOURCES := $(shell find src -name '*.rs') Cargo.toml Cargo.lock
+SOURCES := $(shell find src -name '*.rs') $(shell find www -type f) Cargo.toml Cargo.lock
 
 .PHONY: dev test test-native test-wasm test-e2e bench build tools tools-rust tools-browser tools-python lint
 

@@ -3,7 +3,9 @@
 use super::config::Ctx;
 use super::keys::Alg;
 use super::model::OrgSettings;
+use super::oauth::device::GRANT_TYPE as DEVICE_CODE;
 use super::oauth::grants::jwt_bearer::GRANT_TYPE as JWT_BEARER;
+use super::oauth::grants::token_exchange::GRANT_TYPE as TOKEN_EXCHANGE;
 use super::oauth::scope::KNOWN_SCOPES;
 use super::storage::Store;
 
@@ -23,6 +25,8 @@ pub fn metadata<S: Store>(ctx: &Ctx<'_, S>, settings: &OrgSettings) -> serde_jso
         "hybrid_refresh",
         "client_credentials",
         JWT_BEARER,
+        DEVICE_CODE,
+        TOKEN_EXCHANGE,
     ];
     if settings.allow_username_password_flow {
         grant_types.push("password");
@@ -33,6 +37,7 @@ pub fn metadata<S: Store>(ctx: &Ctx<'_, S>, settings: &OrgSettings) -> serde_jso
         "issuer": ctx.issuer,
         "authorization_endpoint": ctx.url("/services/oauth2/authorize"),
         "token_endpoint": ctx.url("/services/oauth2/token"),
+        "device_authorization_endpoint": ctx.url("/services/oauth2/device"),
         "revocation_endpoint": ctx.url("/services/oauth2/revoke"),
         "introspection_endpoint": ctx.url("/services/oauth2/introspect"),
         "userinfo_endpoint": ctx.url("/services/oauth2/userinfo"),

@@ -22,3 +22,4 @@ pub mod password;
 pub mod router;
 pub mod secret;
 pub mod storage;
+pub mod tools;

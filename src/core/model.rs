@@ -56,6 +56,9 @@ pub struct AppPolicy {
     pub certificate: Option<String>,
     pub asset_tokens: Option<AssetTokenPolicy>,
     pub allowed_origins: Vec<String>,
+    /// Whether the device flow may be used with this app (Salesforce's "Enable for Device
+    /// Flow"; default on).
+    pub device_flow: bool,
     /// Seconds (0–60) during which a rotated-out refresh token presented again by its client
     /// gets a fresh pair instead of revoking the family, for clients that refresh in parallel.
     /// 0, the default, is Salesforce's rule: any reuse revokes the family.
@@ -88,6 +91,7 @@ impl Default for AppPolicy {
             certificate: None,
             asset_tokens: None,
             allowed_origins: Vec::new(),
+            device_flow: true,
             refresh_reuse_grace_s: 0,
         }
     }
@@ -96,10 +100,17 @@ impl Default for AppPolicy {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AssetTokenPolicy {
+    /// `aud` of the asset tokens: the services devices present them to.
     pub audiences: Vec<String>,
+    /// Asset tokens' lifetime (Salesforce's `assetValidityPeriod`).
     pub ttl_s: u64,
+    /// Public JWKs that sign the app's actor tokens (its devices' or its factory's keys).
     #[serde(default)]
     pub actor_keys: Vec<serde_json::Value>,
+    /// Accept actor tokens signed by no registered key (`alg: none`, or signed only by the
+    /// device key in their own `cnf.jwk`). Off by default.
+    #[serde(default)]
+    pub allow_unsigned: bool,
 }
 
 /// A connected app (an OAuth client).

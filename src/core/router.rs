@@ -7,8 +7,10 @@ use super::http::{BodyError, Method, Request, Response};
 use super::oauth::authz::error_page;
 use super::oauth::cors::{self, Exposure};
 use super::oauth::error::OAuthError;
-use super::oauth::{authorize, hybrid, introspect, revoke, token, userinfo};
+use super::oauth::token::Endpoint;
+use super::oauth::{authorize, hybrid, introspect, revoke, token, userinfo, verification};
 use super::storage::Store;
+use super::tools;
 
 /// The answer to a body the edge refused before reading it: 413 for one over the limit (RFC
 /// 9110 §15.5.14), 400 for an unreadable one; RFC 6749 JSON `invalid_request` except at the
@@ -51,6 +53,7 @@ pub async fn handle<S: Store>(ctx: &Ctx<'_, S>, req: &Request) -> Response {
         | "/.well-known/oauth-authorization-server"
         | "/id/keys" => Some(Exposure::Public),
         "/services/oauth2/token"
+        | "/services/oauth2/device"
         | "/services/oauth2/userinfo"
         | "/services/oauth2/revoke"
         | "/services/oauth2/introspect" => Some(Exposure::Registered),
@@ -95,8 +98,15 @@ async fn route<S: Store>(ctx: &Ctx<'_, S>, req: &Request, path: &str) -> Respons
         ("/services/oauth2/authorize", _) => method_not_allowed("GET, POST"),
         ("/secur/frontdoor.jsp", Get | Post) => hybrid::frontdoor(ctx, req).await,
         ("/secur/frontdoor.jsp", _) => method_not_allowed("GET, POST"),
-        ("/services/oauth2/token", Post) => token::post(ctx, req).await,
+        ("/services/oauth2/token", Post) => token::post(ctx, req, Endpoint::Token).await,
         ("/services/oauth2/token", _) => method_not_allowed("POST"),
+        ("/services/oauth2/device", Post) => token::post(ctx, req, Endpoint::Device).await,
+        ("/services/oauth2/device", _) => method_not_allowed("POST"),
+        (tools::ASSET_TOKEN_PATH, Get | Head) => tools::asset_token_page(),
+        (tools::ASSET_TOKEN_SCRIPT_PATH, Get | Head) => tools::asset_token_script(),
+        (verification::PATH, Get | Head) => verification::get(ctx, req).await,
+        (verification::PATH, Post) => verification::post(ctx, req).await,
+        (verification::PATH, _) => method_not_allowed("GET, POST"),
         ("/services/oauth2/revoke", Get | Post) => revoke::handle(ctx, req).await,
         ("/services/oauth2/revoke", _) => method_not_allowed("GET, POST"),
         ("/services/oauth2/introspect", Post) => introspect::handle(ctx, req).await,

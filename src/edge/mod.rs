@@ -1,6 +1,7 @@
 //! The Worker edge: maps `worker::Request` to the core's request, calls the core, maps the
 //! response back, and implements the storage traits on KV and D1. It makes no protocol decision.
 
+mod assets;
 mod crypto;
 mod d1;
 mod dev;

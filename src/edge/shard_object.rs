@@ -22,7 +22,9 @@ use worker::{
 
 use super::shards::{FoundRow, Op, Stats, TokenRow};
 use crate::core::maintenance::{Cutoffs, Purged};
+use crate::core::oauth::device::{DEVICE_TTL_S, SLOW_DOWN_S};
 use crate::core::storage::Redemption;
+use crate::core::storage::{DeviceDecision, DeviceGrant, DevicePoll};
 
 /// How often an idle shard with state left looks for expired rows (in development,
 /// `DEV_SHARD_ALARM_MS` may shorten it, for the test that watches an alarm run).
@@ -49,6 +51,10 @@ CREATE TABLE IF NOT EXISTS registration_tokens (
 CREATE TABLE IF NOT EXISTS web_sessions (sid_hash TEXT PRIMARY KEY, family_id TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS web_sessions_family ON web_sessions (family_id);
 CREATE TABLE IF NOT EXISTS jti_markers (key TEXT PRIMARY KEY, expires_at INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS device_grants (
+  device_hash TEXT PRIMARY KEY, user_code TEXT NOT NULL, grant_json TEXT NOT NULL, expires_at INTEGER NOT NULL,
+  interval_s INTEGER NOT NULL, last_poll_ms INTEGER, decision TEXT, approved INTEGER, redeemed INTEGER NOT NULL DEFAULT 0);
+CREATE INDEX IF NOT EXISTS device_grants_user_code ON device_grants (user_code);
 ";
 
 #[durable_object]
@@ -220,7 +226,24 @@ impl Sql {
             registration_tokens: self.count("registration_tokens")?,
             epochs: self.count("epochs")?,
             jti_markers: self.count("jti_markers")?,
+            device_grants: self.count("device_grants")?,
         })
+    }
+}
+
+/// A device grant's row.
+#[derive(Deserialize)]
+struct DeviceRow {
+    grant_json: String,
+    interval_s: u64,
+    last_poll_ms: Option<u64>,
+    decision: Option<String>,
+    redeemed: u64,
+}
+
+impl DeviceRow {
+    fn grant(&self) -> OpResult<DeviceGrant> {
+        serde_json::from_str(&self.grant_json).map_err(|e| e.to_string())
     }
 }
 
@@ -229,6 +252,7 @@ fn apply(sql: &Sql, op: Op) -> OpResult<serde_json::Value> {
     match op {
         Op::Redeem {
             code_hash,
+            device_hash,
             family,
             tokens,
             web_sessions,
@@ -238,6 +262,16 @@ fn apply(sql: &Sql, op: Op) -> OpResult<serde_json::Value> {
                 let fresh = sql.run(
                     "INSERT INTO code_redemptions (code_hash, family_id, redeemed_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
                     vec![text(&code_hash), text(&family.family_id), int(family.created_at)],
+                )?;
+                if fresh == 0 {
+                    return Ok(json(&Redemption::Replayed.wire()));
+                }
+            }
+            // A device grant: approved, and redeemed once.
+            if let Some(device_hash) = device_hash {
+                let fresh = sql.run(
+                    "UPDATE device_grants SET redeemed = 1 WHERE device_hash = ? AND redeemed = 0 AND approved = 1",
+                    vec![text(&device_hash)],
                 )?;
                 if fresh == 0 {
                     return Ok(json(&Redemption::Replayed.wire()));
@@ -437,6 +471,99 @@ fn apply(sql: &Sql, op: Op) -> OpResult<serde_json::Value> {
             )?;
             Ok(json(&true))
         }
+        Op::StartDevice { hash, grant, now_s } => {
+            let taken: Option<serde_json::Value> = sql.first(
+                "SELECT 1 AS taken FROM device_grants WHERE user_code = ? AND expires_at > ? AND redeemed = 0",
+                vec![text(&grant.user_code), int(now_s)],
+            )?;
+            if taken.is_some() {
+                return Ok(json(&false));
+            }
+            let grant_json = serde_json::to_string(&grant).map_err(|e| e.to_string())?;
+            sql.run(
+                "INSERT INTO device_grants (device_hash, user_code, grant_json, expires_at, interval_s) VALUES (?, ?, ?, ?, ?)",
+                vec![
+                    text(&hash),
+                    text(&grant.user_code),
+                    text(&grant_json),
+                    int(grant.expires_at_s),
+                    int(grant.interval_s),
+                ],
+            )?;
+            Ok(json(&true))
+        }
+        Op::FindDevice { user_code, now_s } => {
+            let row: Option<DeviceRow> = sql.first(
+                "SELECT grant_json, interval_s, last_poll_ms, decision, redeemed FROM device_grants \
+                 WHERE user_code = ? AND decision IS NULL AND expires_at > ?",
+                vec![text(&user_code), int(now_s)],
+            )?;
+            Ok(json(&row.map(|r| r.grant()).transpose()?))
+        }
+        Op::DecideDevice {
+            user_code,
+            decision,
+            now_s,
+        } => {
+            let approved = matches!(decision, DeviceDecision::Approved { .. });
+            let decision = serde_json::to_string(&decision).map_err(|e| e.to_string())?;
+            let decided = sql.run(
+                "UPDATE device_grants SET decision = ?, approved = ? WHERE user_code = ? AND decision IS NULL AND expires_at > ?",
+                vec![text(&decision), int(approved.into()), text(&user_code), int(now_s)],
+            )?;
+            Ok(json(&(decided > 0)))
+        }
+        Op::PollDevice {
+            hash,
+            client_id,
+            now_ms,
+        } => {
+            let row: Option<DeviceRow> = sql.first(
+                "SELECT grant_json, interval_s, last_poll_ms, decision, redeemed FROM device_grants WHERE device_hash = ?",
+                vec![text(&hash)],
+            )?;
+            let Some(row) = row else {
+                return Ok(json(&DevicePoll::Unknown));
+            };
+            let mut grant = row.grant()?;
+            // Another client's poll: as if there were no such code, and nothing recorded.
+            if grant.client_id != client_id {
+                return Ok(json(&DevicePoll::Unknown));
+            }
+            let too_soon = row
+                .last_poll_ms
+                .is_some_and(|last| now_ms < last + row.interval_s * 1000);
+            let poll = if row.redeemed != 0 {
+                DevicePoll::Redeemed
+            } else if grant.expires_at_s * 1000 <= now_ms {
+                DevicePoll::Expired
+            } else if too_soon {
+                DevicePoll::SlowDown
+            } else {
+                match row.decision.as_deref() {
+                    None => DevicePoll::Pending,
+                    Some(d) => {
+                        let decision: DeviceDecision =
+                            serde_json::from_str(d).map_err(|e| e.to_string())?;
+                        grant.interval_s = row.interval_s;
+                        DevicePoll::Decided {
+                            grant: Box::new(grant),
+                            decision: Box::new(decision),
+                        }
+                    }
+                }
+            };
+            let interval = if poll == DevicePoll::SlowDown {
+                row.interval_s + SLOW_DOWN_S
+            } else {
+                row.interval_s
+            };
+            sql.run(
+                "UPDATE device_grants SET last_poll_ms = ?, interval_s = ? WHERE device_hash = ?",
+                vec![int(now_ms), int(interval), text(&hash)],
+            )?;
+            Ok(json(&poll))
+        }
         Op::ClaimJti {
             key,
             expires_at,
@@ -496,6 +623,11 @@ fn purge(sql: &Sql, c: &Cutoffs) -> OpResult<Purged> {
     let registration_tokens = sql.run(
         "DELETE FROM registration_tokens WHERE rowid IN (SELECT rowid FROM registration_tokens WHERE expires_at <= ? LIMIT ?)",
         vec![int(c.now_s), limit.clone()],
+    )?;
+    // Kept a while past expiry, so a late poll hears `expired_token` rather than an unknown code.
+    sql.run(
+        "DELETE FROM device_grants WHERE rowid IN (SELECT rowid FROM device_grants WHERE expires_at <= ? LIMIT ?)",
+        vec![int(c.now_s.saturating_sub(DEVICE_TTL_S)), limit.clone()],
     )?;
     let jti_markers = sql.run(
         "DELETE FROM jti_markers WHERE rowid IN (SELECT rowid FROM jti_markers WHERE expires_at <= ? LIMIT ?)",
@@ -648,6 +780,7 @@ impl DurableObject for TokenShard {
                     + s.registration_tokens
                     + s.epochs
                     + s.jti_markers
+                    + s.device_grants
                     > 0
             });
         self.alarm_known.set(false);

@@ -16,8 +16,9 @@ use crate::core::future::{all, before};
 use crate::core::maintenance::{Cutoffs, Purged};
 use crate::core::secret::SecretHash;
 use crate::core::storage::{
-    Family, FoundToken, Issue, Redemption, RegistrationTokenStore, ReplayStore, Rotation, Route,
-    StoreError, TokenKey, TokenKind, TokenRecord, TokenState, TokenStore, UserClaims, MAX_SHARDS,
+    DeviceDecision, DeviceGrant, DevicePoll, DeviceStore, Family, FoundToken, Issue, Redemption,
+    RegistrationTokenStore, ReplayStore, Rotation, Route, StoreError, TokenKey, TokenKind,
+    TokenRecord, TokenState, TokenStore, UserClaims, MAX_SHARDS,
 };
 
 /// How long a shard may take before its caller gives up with `temporarily_unavailable`.
@@ -30,6 +31,9 @@ pub enum Op {
     /// Starts a family: with `code_hash`, once per code (its redemption).
     Redeem {
         code_hash: Option<String>,
+        /// With a device code: redeems its approved grant, once, instead of a code.
+        #[serde(default)]
+        device_hash: Option<String>,
         family: FamilyRow,
         tokens: Vec<TokenRow>,
         #[serde(default)]
@@ -85,6 +89,27 @@ pub enum Op {
         hash: String,
         expires_at: u64,
     },
+    /// Records a device grant unless a live one has its user code.
+    StartDevice {
+        hash: String,
+        grant: DeviceGrant,
+        now_s: u64,
+    },
+    /// The undecided, unexpired device grant of a user code.
+    FindDevice {
+        user_code: String,
+        now_s: u64,
+    },
+    DecideDevice {
+        user_code: String,
+        decision: DeviceDecision,
+        now_s: u64,
+    },
+    PollDevice {
+        hash: String,
+        client_id: String,
+        now_ms: u64,
+    },
     /// Records an assertion's `jti` marker once (an expired marker counts as none).
     ClaimJti {
         key: String,
@@ -104,6 +129,7 @@ impl Op {
             self,
             Op::Find { .. }
                 | Op::FindWebSession { .. }
+                | Op::FindDevice { .. }
                 | Op::UnexpiredAccess { .. }
                 | Op::Stats
                 | Op::Purge { .. }
@@ -194,6 +220,8 @@ pub struct Stats {
     pub epochs: u64,
     #[serde(default)]
     pub jti_markers: u64,
+    #[serde(default)]
+    pub device_grants: u64,
 }
 
 #[derive(Serialize, Deserialize, Default)]
@@ -289,7 +317,7 @@ thread_local! {
     /// The shard count this isolate has recorded in D1's `shard_layout` (0: not yet).
     static RECORDED: Cell<u16> = const { Cell::new(0) };
     /// The previous shard count and when it changed, as this isolate recorded or read it for
-    /// `jti` markers ([`EdgeStore::jti_routes`]); `None` until the first marker.
+    /// keys routed by hash ([`EdgeStore::hashed_routes`]); `None` until the first.
     static JTI_LAYOUT: Cell<Option<(u16, u64)>> = const { Cell::new(None) };
 }
 
@@ -471,12 +499,14 @@ impl EdgeStore {
     async fn start(
         &self,
         code_hash: Option<&SecretHash>,
+        device_hash: Option<&SecretHash>,
         issue: &Issue,
         user_valid_at_ms: u64,
     ) -> Result<Redemption, StoreError> {
         let f = &issue.family;
         let op = Op::Redeem {
             code_hash: code_hash.map(|h| h.0.clone()),
+            device_hash: device_hash.map(|h| h.0.clone()),
             family: FamilyRow {
                 family_id: f.family_id.clone(),
                 client_id: f.client_id.clone(),
@@ -507,11 +537,12 @@ impl TokenStore for EdgeStore {
         issue: &Issue,
         user_valid_at_ms: u64,
     ) -> Result<Redemption, StoreError> {
-        self.start(Some(code_hash), issue, user_valid_at_ms).await
+        self.start(Some(code_hash), None, issue, user_valid_at_ms)
+            .await
     }
 
     async fn start_family(&self, issue: &Issue, user_valid_at_ms: u64) -> Result<bool, StoreError> {
-        Ok(self.start(None, issue, user_valid_at_ms).await? == Redemption::Issued)
+        Ok(self.start(None, None, issue, user_valid_at_ms).await? == Redemption::Issued)
     }
 
     async fn find_web_session(&self, key: &TokenKey) -> Result<Option<Family>, StoreError> {
@@ -675,12 +706,13 @@ impl TokenStore for EdgeStore {
 }
 
 impl EdgeStore {
-    /// The shards a `jti` marker is claimed in: `hash mod SHARDS`, and for a while after the
-    /// count changed, `hash mod` the previous count first (`docs/scaling.md`, "State still to
-    /// come"). The first marker of an isolate reads the layout, and records this worker's
-    /// count as current when it is not, remembering the count it replaces: two workers running
-    /// different counts then always share at least one shard, where exactly one claim wins.
-    async fn jti_routes(&self, key: &str) -> Result<Vec<Route>, StoreError> {
+    /// The shards a key we do not route ourselves may be in — a `jti` marker, a device grant
+    /// found by its user code: `Route::pick(key, SHARDS)`, and for a while after the count
+    /// changed, under the previous count first (`docs/scaling.md`, "jti markers"). The first
+    /// such key of an isolate reads the layout, and records this worker's count as current
+    /// when it is not, remembering the count it replaces: two workers running different counts
+    /// then always share at least one shard, where exactly one claim wins.
+    async fn hashed_routes(&self, key: &str) -> Result<Vec<Route>, StoreError> {
         #[derive(Deserialize)]
         struct Row {
             current_count: Option<u16>,
@@ -747,13 +779,91 @@ impl ReplayStore for EdgeStore {
             expires_at: expires_at_s,
             now_s: super::now_ms() / 1000,
         };
-        for route in self.jti_routes(&key.0).await? {
+        for route in self.hashed_routes(&key.0).await? {
             self.placing_on(route).await?;
             if !self.shards.call::<bool>(route, &op).await? {
                 return Ok(false);
             }
         }
         Ok(true)
+    }
+}
+
+impl DeviceStore for EdgeStore {
+    async fn start_device(&self, key: &TokenKey, grant: &DeviceGrant) -> Result<bool, StoreError> {
+        let route = key
+            .route
+            .ok_or_else(|| backend("device code without a route"))?;
+        self.placing_on(route).await?;
+        let op = Op::StartDevice {
+            hash: key.hash.0.clone(),
+            grant: grant.clone(),
+            now_s: super::now_ms() / 1000,
+        };
+        self.shards.call(route, &op).await
+    }
+
+    async fn find_device(
+        &self,
+        user_code: &str,
+        now_s: u64,
+    ) -> Result<Option<DeviceGrant>, StoreError> {
+        let op = Op::FindDevice {
+            user_code: user_code.to_owned(),
+            now_s,
+        };
+        for route in self.hashed_routes(user_code).await? {
+            if let Some(grant) = self.shards.call::<Option<DeviceGrant>>(route, &op).await? {
+                return Ok(Some(grant));
+            }
+        }
+        Ok(None)
+    }
+
+    async fn decide_device(
+        &self,
+        user_code: &str,
+        decision: &DeviceDecision,
+        now_s: u64,
+    ) -> Result<bool, StoreError> {
+        let op = Op::DecideDevice {
+            user_code: user_code.to_owned(),
+            decision: decision.clone(),
+            now_s,
+        };
+        for route in self.hashed_routes(user_code).await? {
+            if self.shards.call::<bool>(route, &op).await? {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
+    async fn poll_device(
+        &self,
+        key: &TokenKey,
+        client_id: &str,
+        now_ms: u64,
+    ) -> Result<DevicePoll, StoreError> {
+        let Some(route) = key.route.filter(|r| r.0 < MAX_SHARDS) else {
+            return Ok(DevicePoll::Unknown);
+        };
+        let op = Op::PollDevice {
+            hash: key.hash.0.clone(),
+            client_id: client_id.to_owned(),
+            now_ms,
+        };
+        self.shards.call(route, &op).await
+    }
+
+    async fn redeem_device(
+        &self,
+        key: &TokenKey,
+        issue: &Issue,
+        user_valid_at_ms: u64,
+    ) -> Result<Redemption, StoreError> {
+        self.start(None, Some(&key.hash), issue, user_valid_at_ms)
+            .await
     }
 }
 

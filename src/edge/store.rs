@@ -30,6 +30,7 @@ pub struct EdgeStore {
     login_limiter: Option<RateLimiter>,
     login_ip_limiter: Option<RateLimiter>,
     password_limiter: Option<RateLimiter>,
+    user_code_limiter: Option<RateLimiter>,
     client_limiter: Option<RateLimiter>,
     kv_trips: Cell<u32>,
     d1_trips: Cell<u32>,
@@ -117,6 +118,7 @@ impl EdgeStore {
             login_limiter: env.rate_limiter("RL_LOGIN").ok(),
             login_ip_limiter: env.rate_limiter("RL_LOGIN_IP").ok(),
             password_limiter: env.rate_limiter("RL_PASSWORD").ok(),
+            user_code_limiter: env.rate_limiter("RL_USER_CODE").ok(),
             client_limiter: env.rate_limiter("RL_CLIENT").ok(),
             kv_trips: Cell::new(0),
             d1_trips: Cell::new(0),
@@ -224,6 +226,7 @@ impl Throttle for EdgeStore {
             Limit::Login => (&self.login_limiter, "RL_LOGIN"),
             Limit::LoginIp => (&self.login_ip_limiter, "RL_LOGIN_IP"),
             Limit::PasswordGrant => (&self.password_limiter, "RL_PASSWORD"),
+            Limit::UserCode => (&self.user_code_limiter, "RL_USER_CODE"),
             Limit::ClientAuth => (&self.client_limiter, "RL_CLIENT"),
         };
         match limiter {

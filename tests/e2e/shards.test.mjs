@@ -1,11 +1,13 @@
 // Issue 15's "must show" for the sharded token state (SQLite-backed Durable Objects `shard-{i}`),
 // against the real worker (workerd under wrangler dev, local KV, D1 and Durable Objects):
 //
-//   1. races: 50 parallel redemptions of one code and 50 parallel refreshes of one rotating
-//      refresh token have exactly one winner every round, with 1 and with 4 shards;
-//   2. re-layout: codes and refresh tokens issued with SHARDS=1 are redeemed exactly once after a
-//      restart with SHARDS=4 on the same state, replays still fail, and the old families stay on
-//      shard 0;
+//   1. races: 50 parallel redemptions of one code, 50 parallel refreshes of one rotating
+//      refresh token and 50 parallel polls of one approved device code have exactly one winner
+//      every round, with 1 and with 4 shards;
+//   2. re-layout: codes, refresh tokens and device codes issued with SHARDS=1 are redeemed
+//      exactly once after a restart with SHARDS=4 on the same state (a device code still pending
+//      then is found by its user code and approved), replays still fail, and the old families
+//      stay on shard 0;
 //   3. spread: with 4 shards new families land on all 4, and each shard holds exactly the
 //      families whose tokens name it (`GET /dev/shards`, development only);
 //   4. a failing shard (DEV_FAIL_SHARD, development only): its keys get 503
@@ -16,11 +18,6 @@
 // phase restarting the worker on it with other vars (1 shard → 4 shards → 4 with shard 2
 // failing → the same without DEV_MODE). Every test sets SHARDS itself, so the file does the
 // same whatever `SHARDS` the suite runs with.
-//
-// Device codes do not exist yet (issue 9): when the device flow lands, its race (50 parallel
-// polls of one approved device code → exactly one token response) and its re-layout check
-// (a device code approved with SHARDS=1 is redeemed once after a restart with SHARDS=4) join
-// this file, next to the code and refresh-token races below.
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
@@ -28,7 +25,7 @@ import { createHash } from 'node:crypto';
 import { existsSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { startTestWorker } from './harness.mjs';
-import { authorize, CookieJar, pkcePair, tokenRequest } from './flow.mjs';
+import { authorize, CookieJar, formFields, pkcePair, tokenRequest } from './flow.mjs';
 
 const CB = 'http://127.0.0.1:9/cb';
 const PASSWORD = 'shards are separate';
@@ -244,6 +241,66 @@ async function refreshRace(app, refreshToken, what) {
   assertOAuthError(await refresh(app, refreshToken), 400, 'invalid_grant', 'expired access/refresh token');
 }
 
+/** Salesforce's device authorization (client_id alone), scoped for a refresh token. */
+async function startDevice(app) {
+  const r = await form('/services/oauth2/token', { response_type: 'device_code', client_id: app.client_id, scope: 'api refresh_token' });
+  assert.equal(r.status, 200, r.text);
+  return r.json;
+}
+
+const pollDevice = (app, d) => form('/services/oauth2/token', { grant_type: 'device', client_id: app.client_id, code: d.device_code });
+
+/** `user` approves `userCode` on /setup/connect (logging in first when its jar has no session). */
+async function approveDevice(user, userCode) {
+  const send = async (path, fields) => {
+    const r = await fetch(w.baseUrl + path, {
+      method: fields ? 'POST' : 'GET',
+      headers: { cookie: user.jar.header(), ...(fields ? { 'content-type': 'application/x-www-form-urlencoded' } : {}) },
+      body: fields ? new URLSearchParams(fields) : undefined,
+      redirect: 'manual',
+    });
+    user.jar.store(r);
+    return { status: r.status, html: await r.text() };
+  };
+  const entry = await send(`/setup/connect?user_code=${userCode}`);
+  assert.equal(entry.status, 200, entry.html);
+  let page = await send('/setup/connect', { ...formFields(entry.html), user_code: userCode, continue: '1' });
+  for (let step = 0; step < 3; step++) {
+    if (page.html.includes('Device connected')) return;
+    if (page.html.includes('name="password"')) {
+      page = await send('/services/oauth2/authorize', { ...formFields(page.html), username: user.username, password: user.password, login: '1' });
+    } else if (page.html.includes('name="approve"')) {
+      page = await send('/services/oauth2/authorize', { ...formFields(page.html), approve: '1' });
+    } else {
+      break;
+    }
+  }
+  assert.fail(`device ${userCode} not approved: ${page.status} ${page.html.slice(0, 300)}`);
+}
+
+/**
+ * RACERS parallel polls of one approved device code: exactly one token response; the others
+ * are told to slow down (they came within the interval) or that the code was used. A later poll
+ * is refused. Returns the winner's shard.
+ */
+async function deviceRace(app, user, what) {
+  const d = await startDevice(app);
+  await approveDevice(user, d.user_code);
+  const results = await Promise.all(Array.from({ length: RACERS }, () => pollDevice(app, d)));
+  const ok = results.filter((r) => r.status === 200);
+  assert.equal(ok.length, 1, `${what}: exactly one winner expected, got ${tally(results)}`);
+  for (const r of results) {
+    if (r.status === 200) continue;
+    assert.equal(r.status, 400, `${what}: ${r.text}`);
+    assert.ok(['slow_down', 'invalid_grant'].includes(r.json?.error), `${what}: ${r.text}`);
+    assertNoStore(r);
+  }
+  assert.ok(ok[0].json.refresh_token, `${what}: ${ok[0].text}`);
+  assertOAuthError(await pollDevice(app, d), 400, 'invalid_grant', 'the device code was used');
+  assert.equal(route(ok[0].json.refresh_token), route(d.device_code), `${what}: the family is on the device code's shard`);
+  return route(d.device_code);
+}
+
 // State handed from one phase to the next.
 const relayout = {}; // issued with SHARDS=1, used with SHARDS=4
 const spread = {}; // families made with SHARDS=4, by shard, used by the failing-shard phases
@@ -251,7 +308,7 @@ const failing = {}; // what the failing shard refused, checked after it is back
 
 // ── 1 shard ─────────────────────────────────────────────────────────────────────────────────────
 
-test('SHARDS=1: every round, 50 parallel redemptions of one code and 50 parallel refreshes of one rotating refresh token have exactly one winner', async (t) => {
+test('SHARDS=1: every round, 50 parallel redemptions of one code, 50 parallel refreshes of one rotating refresh token and 50 parallel polls of one approved device code have exactly one winner', async (t) => {
   await restart({ SHARDS: '1' });
   const s = await devShards();
   assert.equal(s.shards, 1, JSON.stringify(s));
@@ -263,11 +320,12 @@ test('SHARDS=1: every round, 50 parallel redemptions of one code and 50 parallel
     const tokens = await family(app, user);
     assert.equal(route(tokens.refresh_token), 0);
     await refreshRace(app, tokens.refresh_token, `SHARDS=1, round ${round}: ${RACERS} refreshes of one refresh token`);
+    assert.equal(await deviceRace(app, user, `SHARDS=1, round ${round}: ${RACERS} polls of one approved device code`), 0);
   }
-  t.diagnostic(`${ROUNDS} code races and ${ROUNDS} refresh races of ${RACERS}, one winner each`);
+  t.diagnostic(`${ROUNDS} code races, ${ROUNDS} refresh races and ${ROUNDS} device races of ${RACERS}, one winner each`);
 });
 
-test('SHARDS=1: unredeemed codes and fresh refresh tokens for the re-layout; every family is on shard 0 (route 00)', async () => {
+test('SHARDS=1: unredeemed codes, fresh refresh tokens and device codes (approved, and pending) for the re-layout; every family is on shard 0 (route 00)', async () => {
   assert.equal(w?.vars.SHARDS, '1', 'runs on the SHARDS=1 worker of the test before');
   const before = await devShards();
   const app = await newApp();
@@ -284,18 +342,24 @@ test('SHARDS=1: unredeemed codes and fresh refresh tokens for the re-layout; eve
     assert.equal(accessRoute(tokens.access_token), 0);
     pairs.push({ app: a, ...tokens });
   }
+  // Device codes: one approved and not yet polled, one still waiting for its person.
+  const approved = await startDevice(app);
+  await approveDevice(user, approved.user_code);
+  const pending = await startDevice(app);
+  assert.equal(route(approved.device_code), 0);
+  assert.equal(route(pending.device_code), 0);
   const s = await devShards();
   assert.equal(s.shards, 1, JSON.stringify(s));
   assert.ok(s.high_water <= 1, `nothing was ever placed beyond shard 0: ${JSON.stringify(s)}`);
   assert.equal(s.counts.length, 1, JSON.stringify(s));
   assert.equal(s.counts[0].families - before.counts[0].families, pairs.length, 'one family per exchange; unredeemed codes have none yet');
   assert.equal(s.counts[0].code_redemptions - before.counts[0].code_redemptions, pairs.length);
-  Object.assign(relayout, { user, codes, pairs, shard0: s.counts[0] });
+  Object.assign(relayout, { app, user, codes, pairs, devices: { approved, pending }, shard0: s.counts[0] });
 });
 
 // ── 1 → 4 shards on the same state ──────────────────────────────────────────────────────────────
 
-test('restart with SHARDS=4 on the same state: each code and refresh token issued with SHARDS=1 is redeemed exactly once, replays fail, and the old families stay on shard 0', async () => {
+test('restart with SHARDS=4 on the same state: each code, refresh token and device code issued with SHARDS=1 is redeemed exactly once, replays fail, and the old families stay on shard 0', async () => {
   assert.ok(relayout.codes?.length && relayout.pairs?.length, 'needs the state issued with SHARDS=1');
   await restart({ SHARDS: '4' });
   let s = await devShards();
@@ -328,8 +392,20 @@ test('restart with SHARDS=4 on the same state: each code and refresh token issue
     assertOAuthError(await refresh(p.app, r2.json.refresh_token), 400, 'invalid_grant', 'expired access/refresh token');
   }
 
+  // Device codes issued with SHARDS=1: the approved one yields tokens once (10 parallel polls);
+  // the pending one is found by its user code on shard 0, approved, and yields tokens once.
+  const { approved, pending } = relayout.devices;
+  let results = await Promise.all(Array.from({ length: 10 }, () => pollDevice(relayout.app, approved)));
+  assert.equal(results.filter((r) => r.status === 200).length, 1, `device approved with SHARDS=1: ${tally(results)}`);
+  await approveDevice(relayout.user, pending.user_code);
+  results = await Promise.all(Array.from({ length: 10 }, () => pollDevice(relayout.app, pending)));
+  const won = results.filter((r) => r.status === 200);
+  assert.equal(won.length, 1, `device pending since SHARDS=1: ${tally(results)}`);
+  assert.equal(route(won[0].json.refresh_token), 0, 'its family is on the shard its device code names');
+  for (const d of [approved, pending]) assertOAuthError(await pollDevice(relayout.app, d), 400, 'invalid_grant', 'the device code was used');
+
   s = await devShards();
-  assert.equal(s.counts[0].families, relayout.shard0.families + relayout.codes.length, `the codes' families were created on shard 0: ${JSON.stringify(s)}`);
+  assert.equal(s.counts[0].families, relayout.shard0.families + relayout.codes.length + 2, `the codes' and devices' families were created on shard 0: ${JSON.stringify(s)}`);
   assert.equal(s.counts[0].code_redemptions, relayout.shard0.code_redemptions + relayout.codes.length);
   assert.deepEqual(column(s, 'families').slice(1), [0, 0, 0], 'still nothing on the new shards');
   assert.deepEqual(column(s, 'tokens').slice(1), [0, 0, 0]);
@@ -384,7 +460,7 @@ test('SHARDS=4: new families spread over all 4 shards, and each shard holds exac
   Object.assign(spread, { user, byShard });
 });
 
-test('SHARDS=4: every round, 50 parallel redemptions of one code and 50 parallel refreshes of one rotating refresh token (one race per shard) have exactly one winner', async (t) => {
+test('SHARDS=4: every round, 50 parallel redemptions of one code, 50 parallel refreshes of one rotating refresh token (one race per shard) and 50 parallel polls of one approved device code have exactly one winner', async (t) => {
   assert.equal(w?.vars.SHARDS, '4');
   const app = await newApp();
   const user = await newUser();
@@ -399,7 +475,11 @@ test('SHARDS=4: every round, 50 parallel redemptions of one code and 50 parallel
   for (const shard of [0, 1, 2, 3]) {
     await refreshRace(app, one.get(shard).refresh_token, `SHARDS=4, shard ${shard}: ${RACERS} refreshes of one refresh token`);
   }
-  t.diagnostic(`code races won on shards ${shards.join(', ')}; refresh races on shards 0–3`);
+  const devices = [];
+  for (let round = 1; round <= ROUNDS; round++) {
+    devices.push(await deviceRace(app, user, `SHARDS=4, round ${round}: ${RACERS} polls of one approved device code`));
+  }
+  t.diagnostic(`code races won on shards ${shards.join(', ')}; refresh races on shards 0–3; device races on shards ${devices.join(', ')}`);
 });
 
 // ── a failing shard ─────────────────────────────────────────────────────────────────────────────

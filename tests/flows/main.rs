@@ -5,8 +5,10 @@
 mod support;
 
 mod admin;
+mod asset_tokens;
 mod attacks;
 mod code_flow;
+mod device;
 mod hardening;
 mod maintenance;
 mod performance;

@@ -7,7 +7,7 @@ use super::{json, json_object, reject_unknown, typed, AdminError, AdminResult};
 use crate::core::config::Ctx;
 use crate::core::http::Request;
 use crate::core::ids::new_consumer_key;
-use crate::core::keys::parse_public_keys;
+use crate::core::keys::{from_jwk, parse_public_keys};
 use crate::core::model::{App, AppPolicy, RefreshTokenPolicy};
 use crate::core::oauth::redirect::check_callback_url;
 use crate::core::oauth::scope::unknown_scopes;
@@ -104,6 +104,18 @@ fn validate(input: &AppInput) -> Result<(), AdminError> {
     if let Some(cert) = &p.certificate {
         parse_public_keys(cert)
             .map_err(|e| AdminError::bad_request(format!("certificate: {}", e.0)))?;
+    }
+    if let Some(assets) = &p.asset_tokens {
+        if assets.audiences.is_empty() || !(60..=86400).contains(&assets.ttl_s) {
+            return Err(AdminError::bad_request(
+                "asset_tokens needs audiences (at least one) and ttl_s between 60 and 86400",
+            ));
+        }
+        for key in &assets.actor_keys {
+            from_jwk(key).map_err(|e| {
+                AdminError::bad_request(format!("asset_tokens.actor_keys: {}", e.0))
+            })?;
+        }
     }
     if p.client_credentials_user
         .as_deref()

@@ -2,6 +2,7 @@
 //! with a 400 that names them, secrets shown once.
 
 mod apps;
+mod assets;
 mod settings;
 mod users;
 
@@ -120,13 +121,14 @@ async fn route<S: Store>(ctx: &Ctx<'_, S>, req: &Request) -> AdminResult {
         (Method::Delete, ["users", id]) => users::deactivate(ctx, id).await,
         (Method::Get, ["settings"]) => settings::read(ctx).await,
         (Method::Patch, ["settings"]) => settings::update(ctx, req).await,
+        (Method::Get, ["assets"]) => assets::list(ctx).await,
+        (Method::Delete, ["assets", id]) => assets::revoke(ctx, id).await,
         (Method::Post, ["registration-tokens"]) => {
             settings::mint_registration_token(ctx, req).await
         }
         (_, ["apps"] | ["apps", _] | ["apps", _, "secret"] | ["apps", _, "users", _])
-        | (_, ["users"] | ["users", _] | ["settings"] | ["registration-tokens"]) => {
-            Err(AdminError::method())
-        }
+        | (_, ["users"] | ["users", _] | ["settings"] | ["registration-tokens"])
+        | (_, ["assets"] | ["assets", _]) => Err(AdminError::method()),
         _ => Err(AdminError::not_found("resource")),
     }
 }

@@ -26,7 +26,8 @@ use serde::Serialize;
 use super::secret::{b64url, sha256};
 pub use material::{parse_pems, KeyMaterial};
 pub use public::{
-    member, parse_public_keys, PublicKey, SignatureCheck, Verifier, VerifyFuture, MIN_RSA_BITS,
+    from_jwk, member, parse_public_keys, PublicKey, SignatureCheck, Verifier, VerifyFuture,
+    MIN_RSA_BITS,
 };
 
 /// A JWS algorithm we sign with (RFC 7518 §3.1), in the order discovery lists them.
@@ -112,6 +113,8 @@ pub struct KeyError(pub String);
 /// differ so that one can never pass for the other (RFC 8725 §3.11).
 pub const TYP_ID_TOKEN: &str = "JWT";
 pub const TYP_ACCESS_TOKEN: &str = "at+jwt";
+/// The JWS `typ` of asset tokens: neither an access token nor an ID token here.
+pub const TYP_ASSET_TOKEN: &str = "asset+jwt";
 
 impl KeySet {
     /// Parses and loads `pems` with the native backend.

@@ -139,7 +139,7 @@ fn from_spki(der: &[u8]) -> Result<PublicKey, String> {
 
 /// RFC 7517 §4 / RFC 7518 §6: an RSA or P-256 public JWK. Private members are refused, so a
 /// private key pasted by mistake is not kept.
-fn from_jwk(jwk: &Value) -> Result<PublicKey, KeyError> {
+pub fn from_jwk(jwk: &Value) -> Result<PublicKey, KeyError> {
     let obj = jwk
         .as_object()
         .ok_or_else(|| KeyError("a JWK must be a JSON object".into()))?;

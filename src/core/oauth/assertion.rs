@@ -107,22 +107,35 @@ impl<'a> Untrusted<'a> {
         })
     }
 
+    /// The header's `typ`.
+    pub fn typ(&self) -> Option<&str> {
+        self.header.get("typ").and_then(Value::as_str)
+    }
+
+    /// The header's `alg` (empty when absent).
+    pub fn alg(&self) -> &str {
+        self.header.get("alg").and_then(Value::as_str).unwrap_or("")
+    }
+
+    /// The claims, unverified.
+    pub fn claims(&self) -> &Map<String, Value> {
+        &self.claims
+    }
+
     /// A string claim, before verification (to find the app whose key verifies it).
     pub fn claim(&self, name: &str) -> Option<&str> {
         self.claims.get(name).and_then(Value::as_str)
     }
 }
 
-/// Verifies `jwt` against the keys registered in `certificate` (RFC 7523 §3) and, when it has
-/// a `jti`, claims it.
-pub async fn verify<S: Store>(
+/// Steps 1 and 2: the JWS header, and a signature by one of `keys` (the one its `kid` names,
+/// when both name one) of the header's algorithm.
+pub async fn check_signature<S: Store>(
     ctx: &Ctx<'_, S>,
     jwt: &Untrusted<'_>,
-    certificate: Option<&str>,
-    expect: &Expect<'_>,
-) -> Result<Verified, Refusal> {
-    // 1. The JWS header.
-    let alg = jwt.header.get("alg").and_then(Value::as_str).unwrap_or("");
+    keys: &[PublicKey],
+) -> Result<(), Refusal> {
+    let alg = jwt.alg();
     match alg {
         "RS256" | "ES256" => {}
         "none" | "" => return Err(invalid("unsigned assertions (alg none) are refused")),
@@ -136,12 +149,6 @@ pub async fn verify<S: Store>(
     if jwt.header.contains_key("crit") {
         return Err(invalid("the assertion's crit header is not understood"));
     }
-    // 2. The signature, with a registered key of that algorithm.
-    let keys = certificate
-        .map(parse_public_keys)
-        .transpose()
-        .map_err(|_| invalid("the app's registered certificate is unusable"))?
-        .ok_or_else(|| invalid("the app has no certificate to verify assertions with"))?;
     let kid = jwt.header.get("kid").and_then(Value::as_str);
     let candidates: Vec<&PublicKey> = keys
         .iter()
@@ -157,20 +164,32 @@ pub async fn verify<S: Store>(
         )));
     }
     let verifier = &ctx.config.signatures.0;
-    let mut verified = false;
     for key in candidates {
         let ok = verifier
             .verify(key, jwt.signing_input.as_bytes(), &jwt.signature)
             .await
             .map_err(|e| Refusal::Store(StoreError::Backend(e.0)))?;
         if ok {
-            verified = true;
-            break;
+            return Ok(());
         }
     }
-    if !verified {
-        return Err(invalid("invalid assertion signature"));
-    }
+    Err(invalid("invalid assertion signature"))
+}
+
+/// Verifies `jwt` against the keys registered in `certificate` (RFC 7523 §3) and, when it has
+/// a `jti`, claims it.
+pub async fn verify<S: Store>(
+    ctx: &Ctx<'_, S>,
+    jwt: &Untrusted<'_>,
+    certificate: Option<&str>,
+    expect: &Expect<'_>,
+) -> Result<Verified, Refusal> {
+    let keys = certificate
+        .map(parse_public_keys)
+        .transpose()
+        .map_err(|_| invalid("the app's registered certificate is unusable"))?
+        .ok_or_else(|| invalid("the app has no certificate to verify assertions with"))?;
+    check_signature(ctx, jwt, &keys).await?;
     // 3. Who issued it, about whom, for whom.
     let c = &jwt.claims;
     let string = |name: &str| -> Result<String, Refusal> {
@@ -258,7 +277,7 @@ fn jti_key(iss: &str, jti: &str) -> SecretHash {
 
 /// A NumericDate (RFC 7519 §2) as milliseconds, from seconds or milliseconds, a number or a
 /// numeric string; `None` for anything else or a negative time.
-fn instant_ms(v: Option<&Value>) -> Option<u64> {
+pub fn instant_ms(v: Option<&Value>) -> Option<u64> {
     let n = match v? {
         Value::Number(n) => n.as_f64()?,
         Value::String(s) => s.trim().parse::<f64>().ok()?,

@@ -134,6 +134,7 @@ pub async fn parse<S: Store>(
         prompt: Prompt::default(),
         max_age_s: None,
         login_hint: None,
+        device: None,
     };
     let parsed = parse_rest(params, &app, &mut areq);
     // Salesforce's "Allow OAuth User-Agent Flows" (salesforce-reference.md §11.3): blocking it

@@ -107,6 +107,10 @@ pub struct AuthorizationRequest {
     pub prompt: Prompt,
     pub max_age_s: Option<u64>,
     pub login_hint: Option<String>,
+    /// A device's approval on `/setup/connect` (its normalized user code): no redirect URI; the
+    /// login and consent pages end in a page, not a redirect (`verification.rs`).
+    #[serde(default)]
+    pub device: Option<String>,
 }
 
 /// How a failed authorization request is answered.
@@ -134,6 +138,7 @@ impl Failure {
     pub fn into_response<S: Store>(self, ctx: &Ctx<'_, S>) -> Response {
         match self {
             Self::Page(e) => error_page(&e),
+            Self::Redirect(areq, e) if areq.device.is_some() => error_page(&e),
             Self::Redirect(areq, e) => redirect_error(ctx, &areq, &e),
             Self::Internal => error_page(&OAuthError::server_error()),
         }
@@ -193,7 +198,9 @@ pub async fn complete<S: Store>(
     user: Option<UserClaims>,
     authn: super::interaction::Authn,
 ) -> Result<Response, Failure> {
-    if areq.response_type.issues_tokens() {
+    if areq.device.is_some() {
+        super::verification::approve(ctx, areq, user_id, user, authn).await
+    } else if areq.response_type.issues_tokens() {
         super::user_agent::issue(ctx, areq, user_id, user, authn).await
     } else {
         issue_code(ctx, areq, user_id, user, authn).await

@@ -29,6 +29,12 @@ pub enum ErrorCode {
     RequestNotSupported,
     RequestUriNotSupported,
     RateLimitExceeded,
+    /// RFC 8628 §3.5: the device's user has not decided yet.
+    AuthorizationPending,
+    /// RFC 8628 §3.5: polling faster than the interval; wait 5 s longer from now on.
+    SlowDown,
+    /// RFC 8628 §3.5: the device code expired.
+    ExpiredToken,
     ServerError,
     /// RFC 6749 §4.1.2.1: the part of the server that owns this request's key is unavailable
     /// for now (a shard); nothing was used up, and the request may be retried.
@@ -57,6 +63,9 @@ impl ErrorCode {
             Self::RequestNotSupported => "request_not_supported",
             Self::RequestUriNotSupported => "request_uri_not_supported",
             Self::RateLimitExceeded => "rate_limit_exceeded",
+            Self::AuthorizationPending => "authorization_pending",
+            Self::SlowDown => "slow_down",
+            Self::ExpiredToken => "expired_token",
             Self::ServerError => "server_error",
             Self::TemporarilyUnavailable => "temporarily_unavailable",
         }

@@ -142,6 +142,7 @@ async fn run<S: Store>(
         prompt: Prompt::default(),
         max_age_s: None,
         login_hint: None,
+        device: None,
     };
     let authn = Authn {
         auth_time_s: ctx.now_s(),

@@ -300,6 +300,9 @@ async fn handle_post<S: Store>(
     let Some(user_id) = record.user_id.as_deref().filter(|_| approve || deny) else {
         return Err(forbidden("unknown form action"));
     };
+    if deny && areq.device.is_some() {
+        return super::verification::deny(ctx, &areq).await;
+    }
     if deny {
         return Err(Failure::Redirect(
             Box::new(areq),

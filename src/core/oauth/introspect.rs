@@ -28,6 +28,12 @@ async fn introspect<S: Store>(ctx: &Ctx<'_, S>, req: &Request) -> Result<Respons
     let client = authenticate(ctx, req, creds, |_| true).await?;
     let inactive = || Ok(Response::json(200, &serde_json::json!({ "active": false })));
     let org_id = crate::core::org::org_id(ctx).await?;
+    // Asset tokens: their signature, and their asset in D1.
+    if let Some(body) =
+        super::grants::token_exchange::introspect(ctx, token, &client.app.client_id).await?
+    {
+        return Ok(Response::json(200, &body));
+    }
     // Access tokens from their edge copies, like every other validation (no D1 on this path).
     if bearer::looks_like_access_token(token) {
         let Some(live) = bearer::live_access(ctx, token).await? else {

@@ -102,6 +102,9 @@ pub fn login(
 pub fn consent(app: &App, user: &User, areq: &AuthorizationRequest, form: &Form<'_>) -> Response {
     let body = html! {
         h1 { "Allow access?" }
+        @if let Some(code) = &areq.device {
+            p { "A device showing the code " strong { (super::device::display_user_code(code)) } " is asking. Allow only if that code is on your device's screen and you started this." }
+        }
         p { strong { (app.name) } " wants to act for " strong { (user.username) } ":" }
         ul {
             @for s in &areq.scopes {
@@ -121,6 +124,56 @@ pub fn consent(app: &App, user: &User, areq: &AuthorizationRequest, form: &Form<
         layout("Allow access", body),
         &csp_source(&areq.redirect_uri),
     )
+}
+
+/// Why the device code page is shown again.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum CodeNotice {
+    Unknown,
+    Throttled,
+}
+
+/// `/setup/connect`: the field `user_code` and the button `continue` (CONTRACT §3).
+pub fn device_entry(user_code: &str, csrf: &str, notice: Option<CodeNotice>) -> Response {
+    let (error, status) = match notice {
+        None => (None, 200),
+        Some(CodeNotice::Unknown) => (
+            Some("That code is not valid, or it has expired. Check the code on your device."),
+            400,
+        ),
+        Some(CodeNotice::Throttled) => (
+            Some("Too many codes entered. Wait a minute and try again."),
+            429,
+        ),
+    };
+    let body = html! {
+        h1 { "Connect a device" }
+        p { "Enter the code your device shows." }
+        @if let Some(error) = error {
+            p.error role="alert" { (error) }
+        }
+        form method="post" action=(super::verification::PATH) {
+            input type="hidden" name="csrf_token" value=(csrf);
+            label for="user_code" { "Code" }
+            input id="user_code" name="user_code" value=(user_code) autocomplete="off" autocapitalize="characters" spellcheck="false" required;
+            button type="submit" name="continue" value="1" { "Continue" }
+        }
+    };
+    Response::html(status, layout("Connect a device", body), "")
+}
+
+/// The end of a device approval: back to the device.
+pub fn device_done(app: &App, approved: bool) -> Response {
+    let body = html! {
+        @if approved {
+            h1 { "Device connected" }
+            p { (app.name) " can now act for you on your device. You can close this page and go back to it." }
+        } @else {
+            h1 { "Access denied" }
+            p { "You denied " (app.name) " access. The device gets no access." }
+        }
+    };
+    Response::html(200, layout("Device", body), "")
 }
 
 /// The script of the form-post page: submits the one form. Allowed by its hash, and nothing else

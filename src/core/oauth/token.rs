@@ -1,5 +1,6 @@
 //! `POST /services/oauth2/token`: parses the body once and dispatches to one module per grant.
 
+use super::device::{self, Dialect};
 use super::error::{sf, ErrorCode, OAuthError};
 use super::grants;
 use super::issue::wants_urlencoded;
@@ -19,7 +20,16 @@ const BODY_ONLY: &[&str] = &[
     "client_assertion",
 ];
 
-pub async fn post<S: Store>(ctx: &Ctx<'_, S>, req: &Request) -> Response {
+/// The endpoints that take a token-endpoint-style body.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Endpoint {
+    /// `/services/oauth2/token`.
+    Token,
+    /// `/services/oauth2/device`: RFC 8628 §3.1 device authorization.
+    Device,
+}
+
+pub async fn post<S: Store>(ctx: &Ctx<'_, S>, req: &Request, endpoint: Endpoint) -> Response {
     let query = req.query_params();
     if let Some((name, _)) = query
         .pairs()
@@ -38,7 +48,11 @@ pub async fn post<S: Store>(ctx: &Ctx<'_, S>, req: &Request) -> Response {
         Err(e) => return OAuthError::from(e).to_response(false),
     };
     let urlencoded = wants_urlencoded(req, &params);
-    match dispatch(ctx, req, &params).await {
+    let result = match endpoint {
+        Endpoint::Token => dispatch(ctx, req, &params).await,
+        Endpoint::Device => device::authorize(ctx, req, &params, Dialect::Rfc8628).await,
+    };
+    match result {
         Ok(r) => r,
         Err(e) => e.to_response(urlencoded),
     }
@@ -49,6 +63,10 @@ async fn dispatch<S: Store>(
     req: &Request,
     params: &Params,
 ) -> Result<Response, OAuthError> {
+    // Salesforce's device authorization lives on the token endpoint (salesforce-reference.md §8).
+    if params.get("response_type")? == Some("device_code") && params.get("grant_type")?.is_none() {
+        return device::authorize(ctx, req, params, Dialect::Salesforce).await;
+    }
     match params.get("grant_type")? {
         Some("authorization_code") => {
             grants::authorization_code::exchange(ctx, req, params, false).await
@@ -63,6 +81,11 @@ async fn dispatch<S: Store>(
         }
         Some("client_credentials") => grants::client_credentials::exchange(ctx, req, params).await,
         Some("password") => grants::password::exchange(ctx, req, params).await,
+        Some(grants::token_exchange::GRANT_TYPE) => {
+            grants::token_exchange::exchange(ctx, req, params).await
+        }
+        Some("device") => device::poll(ctx, req, params, Dialect::Salesforce).await,
+        Some(device::GRANT_TYPE) => device::poll(ctx, req, params, Dialect::Rfc8628).await,
         Some(_) => Err(OAuthError::new(
             ErrorCode::UnsupportedGrantType,
             sf::GRANT_NOT_SUPPORTED,

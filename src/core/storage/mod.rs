@@ -117,6 +117,57 @@ pub trait ReplayStore {
     async fn claim_jti(&self, key: &SecretHash, expires_at_s: u64) -> Result<bool, StoreError>;
 }
 
+/// Device authorizations (RFC 8628), in the shard their device code's route names; the route is
+/// picked from the user code, so the verification page finds the grant by the code a person
+/// types. Every transition is one step in that shard.
+pub trait DeviceStore {
+    /// Records a new grant under its device code; `false`, with nothing written, when a live
+    /// grant has the same user code (the caller draws another).
+    async fn start_device(&self, key: &TokenKey, grant: &DeviceGrant) -> Result<bool, StoreError>;
+    /// The undecided, unexpired grant whose user code is `user_code` (normalized).
+    async fn find_device(
+        &self,
+        user_code: &str,
+        now_s: u64,
+    ) -> Result<Option<DeviceGrant>, StoreError>;
+    /// Decides the undecided, unexpired grant of `user_code`, once: `false` when there is none.
+    async fn decide_device(
+        &self,
+        user_code: &str,
+        decision: &DeviceDecision,
+        now_s: u64,
+    ) -> Result<bool, StoreError>;
+    /// A poll by `client_id`: records its time, and answers what the grant's state says (RFC
+    /// 8628 §3.5), `SlowDown` when it came sooner than the interval after the previous poll.
+    /// Another client's poll is `Unknown` and writes nothing: it says nothing about the grant
+    /// and does not slow its owner down.
+    async fn poll_device(
+        &self,
+        key: &TokenKey,
+        client_id: &str,
+        now_ms: u64,
+    ) -> Result<DevicePoll, StoreError>;
+    /// Issues `issue` for an approved grant, once: a second redemption is
+    /// [`Redemption::Replayed`]; a user ended (epochs) since approving is `UserInvalid`.
+    async fn redeem_device(
+        &self,
+        key: &TokenKey,
+        issue: &Issue,
+        user_valid_at_ms: u64,
+    ) -> Result<Redemption, StoreError>;
+}
+
+/// Devices linked by asset tokens (D1).
+pub trait AssetStore {
+    /// Records the device for its app, or updates its name, serial number and user while it is
+    /// not revoked; returns the stored asset (a revoked one as it was).
+    async fn record_asset(&self, asset: &Asset) -> Result<Asset, StoreError>;
+    async fn get_asset(&self, asset_id: &str) -> Result<Option<Asset>, StoreError>;
+    async fn list_assets(&self) -> Result<Vec<Asset>, StoreError>;
+    /// `false` when there is no such asset.
+    async fn revoke_asset(&self, asset_id: &str, now_s: u64) -> Result<bool, StoreError>;
+}
+
 /// Authorization code payloads (KV). Redemption itself is decided by [`TokenStore::redeem_code`].
 pub trait CodeStore {
     async fn put_code(&self, hash: &SecretHash, code: &CodeGrant) -> Result<(), StoreError>;
@@ -241,6 +292,9 @@ pub enum Limit {
     /// 9 a minute: the tenth guess is refused). Apart from `Login`, so that neither door uses up
     /// the other's allowance.
     PasswordGrant,
+    /// User codes entered on `/setup/connect`, keyed by caller IP (`RL_USER_CODE`, 10 a minute):
+    /// every entry counts, so a guess that happens to be right is refused too once over.
+    UserCode,
     /// Failed client authentications, keyed by client id and caller IP (`RL_CLIENT`, 600 a
     /// minute). Successful ones never count.
     ClientAuth,
@@ -262,6 +316,8 @@ pub trait Store:
     + GrantStore
     + RegistrationTokenStore
     + ReplayStore
+    + DeviceStore
+    + AssetStore
     + CodeStore
     + SessionStore
     + InteractionStore
@@ -278,6 +334,8 @@ impl<T> Store for T where
         + GrantStore
         + RegistrationTokenStore
         + ReplayStore
+        + DeviceStore
+        + AssetStore
         + CodeStore
         + SessionStore
         + InteractionStore

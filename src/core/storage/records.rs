@@ -221,3 +221,66 @@ impl FoundToken {
             && self.token.expires_at_s.is_none_or(|e| e > now_s)
     }
 }
+
+/// A device authorization (RFC 8628 §3.2, salesforce-reference.md §8): created when the device
+/// asks, decided when a user approves or denies its user code, redeemed once by a poll.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeviceGrant {
+    pub client_id: String,
+    pub scopes: Vec<String>,
+    /// The user code, normalized: 8 letters, no dash.
+    pub user_code: String,
+    pub expires_at_s: u64,
+    /// Seconds the device must wait between polls; each `slow_down` adds 5.
+    pub interval_s: u64,
+    /// The family its tokens will belong to (its route is the device code's).
+    pub family_id: String,
+}
+
+/// A user's answer to a device's request.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "decision", rename_all = "snake_case")]
+pub enum DeviceDecision {
+    Approved {
+        user_id: String,
+        user: UserClaims,
+        auth_time_s: u64,
+        /// When the approving user's session began (a later password change refuses it).
+        authenticated_at_ms: u64,
+    },
+    Denied,
+}
+
+/// What a poll finds (RFC 8628 §3.5).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum DevicePoll {
+    /// No such device code (or cleaned up long after it expired).
+    Unknown,
+    Pending,
+    /// Polled sooner than the interval allows; the interval grew by 5 s.
+    SlowDown,
+    Expired,
+    Decided {
+        grant: Box<DeviceGrant>,
+        decision: Box<DeviceDecision>,
+    },
+    /// Its tokens were issued already.
+    Redeemed,
+}
+
+/// A device that received asset tokens (salesforce-reference.md §9): the app, the device id
+/// (`did` of its actor token) and the user it is linked to. One per app and device.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Asset {
+    /// `02i…` (Salesforce's Asset prefix), 18 characters.
+    pub asset_id: String,
+    pub client_id: String,
+    pub device_id: String,
+    pub name: String,
+    pub serial_number: Option<String>,
+    pub user_id: String,
+    pub created_at_s: u64,
+    /// Revoked assets get no new asset tokens, and their tokens introspect inactive.
+    pub revoked_at_s: Option<u64>,
+}

@@ -5,6 +5,7 @@ pub mod client_credentials;
 pub mod jwt_bearer;
 pub mod password;
 pub mod refresh_token;
+pub mod token_exchange;
 
 use crate::core::config::Ctx;
 use crate::core::future::both;
