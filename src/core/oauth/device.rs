@@ -13,7 +13,9 @@
 use super::bearer::token_key;
 use super::client_auth::{authenticate, credentials};
 use super::error::{sf, ErrorCode, OAuthError};
-use super::issue::{mint, publish, refresh_allowed, token_response, wants_urlencoded, Grant};
+use super::issue::{
+    first_issue, mint, publish, refresh_allowed, token_response, unpublish, wants_urlencoded, Grant,
+};
 use super::scope::ScopeSet;
 use crate::core::config::Ctx;
 use crate::core::future::both;
@@ -22,7 +24,7 @@ use crate::core::model::App;
 use crate::core::org::org_id;
 use crate::core::secret::Secret;
 use crate::core::storage::{
-    DeviceDecision, DeviceGrant, DevicePoll, Family, Issue, Redemption, Route, Store, TokenKey,
+    DeviceDecision, DeviceGrant, DevicePoll, Redemption, Route, Store, TokenKey,
 };
 
 /// How long a device code and its user code live: 10 minutes, what the Salesforce CLI tells
@@ -258,22 +260,7 @@ async fn issue<S: Store>(
         wants_urlencoded(req, params),
     )
     .await?;
-    let now = ctx.now_s();
-    let issue = Issue {
-        family: Family {
-            family_id: grant.family_id.clone(),
-            client_id: app.client_id.clone(),
-            user_id: user_id.to_owned(),
-            scopes: scopes.to_vec(),
-            auth_time_s,
-            created_at_s: now,
-            last_used_at_ms: ctx.clock.now_ms(),
-            revoked_at_s: None,
-        },
-        user: user.clone(),
-        tokens: minted.records.clone(),
-        web_sessions: Vec::new(),
-    };
+    let issue = first_issue(ctx, &described, &grant.family_id, &minted, Vec::new());
     let (published, redeemed) = both(
         publish(ctx, &minted),
         ctx.store.redeem_device(key, &issue, authenticated_at_ms),
@@ -285,9 +272,7 @@ async fn issue<S: Store>(
             Ok(response)
         }
         outcome => {
-            ctx.store
-                .drop_access_copies(std::slice::from_ref(&minted.copy.0))
-                .await?;
+            unpublish(ctx, &minted).await?;
             Err(OAuthError::invalid_grant(match outcome {
                 Redemption::UserInvalid => "inactive user",
                 _ => "the device code was used",

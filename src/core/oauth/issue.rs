@@ -11,7 +11,8 @@ use crate::core::keys::{TYP_ACCESS_TOKEN, TYP_ID_TOKEN};
 use crate::core::model::{App, NamedRefreshPolicy, RefreshTokenPolicy};
 use crate::core::secret::{b64url, salesforce_signature, sha256, Secret, SecretHash};
 use crate::core::storage::{
-    AccessCopy, Route, Store, StoreError, TokenKind, TokenRecord, TokenState, UserClaims,
+    AccessCopy, Family, Issue, Route, Store, StoreError, TokenKind, TokenRecord, TokenState,
+    UserClaims,
 };
 
 /// The identity URL of a user: `sub` of ID tokens and `id` of token responses.
@@ -102,6 +103,39 @@ fn age_stamp<S: Store>(ctx: &Ctx<'_, S>, random: &str) -> String {
             .expose()
             .to_owned(),
     }
+}
+
+/// The new family `minted` starts (with the hybrid `web_sessions` tied to it), as its shard
+/// stores it: the grant's client, user, scopes and claims, used now.
+pub fn first_issue<S: Store>(
+    ctx: &Ctx<'_, S>,
+    grant: &Grant<'_>,
+    family_id: &str,
+    minted: &Minted,
+    web_sessions: Vec<SecretHash>,
+) -> Issue {
+    Issue {
+        family: Family {
+            family_id: family_id.to_owned(),
+            client_id: grant.app.client_id.clone(),
+            user_id: grant.user_id.to_owned(),
+            scopes: grant.scopes.to_vec(),
+            auth_time_s: grant.auth_time_s,
+            created_at_s: ctx.now_s(),
+            last_used_at_ms: ctx.clock.now_ms(),
+            revoked_at_s: None,
+        },
+        user: grant.claims.clone(),
+        tokens: minted.records.clone(),
+        web_sessions,
+    }
+}
+
+/// Drops the edge copy of an access token that was not issued after all (nobody has seen it).
+pub async fn unpublish<S: Store>(ctx: &Ctx<'_, S>, minted: &Minted) -> Result<(), StoreError> {
+    ctx.store
+        .drop_access_copies(std::slice::from_ref(&minted.copy.0))
+        .await
 }
 
 /// Stores the edge copy of a freshly issued access token. Published before the shard write that

@@ -14,14 +14,16 @@ use super::authz::{to_client, AuthorizationRequest, Failure, ResponseType};
 use super::error::{sf, ErrorCode, OAuthError};
 use super::hybrid::WebSessions;
 use super::interaction::Authn;
-use super::issue::{mint, new_family_id, publish, refresh_allowed, token_fields, Grant};
+use super::issue::{
+    first_issue, mint, new_family_id, publish, refresh_allowed, token_fields, unpublish, Grant,
+};
 use super::redirect::is_private_use_scheme;
 use super::scope::ScopeSet;
 use crate::core::config::Ctx;
 use crate::core::future::both;
 use crate::core::http::Response;
 use crate::core::org::org_id;
-use crate::core::storage::{Family, Issue, Store, StoreError, UserClaims};
+use crate::core::storage::{Store, StoreError, UserClaims};
 
 pub async fn issue<S: Store>(
     ctx: &Ctx<'_, S>,
@@ -87,21 +89,13 @@ pub async fn issue<S: Store>(
     if let Some(w) = &web {
         fields.extend(w.fields(ctx));
     }
-    let issue = Issue {
-        family: Family {
-            family_id: family_id.clone(),
-            client_id: app.client_id.clone(),
-            user_id: user_id.to_owned(),
-            scopes: scopes.to_vec(),
-            auth_time_s: authn.auth_time_s,
-            created_at_s: ctx.now_s(),
-            last_used_at_ms: ctx.clock.now_ms(),
-            revoked_at_s: None,
-        },
-        user: claims.clone(),
-        tokens: minted.records.clone(),
-        web_sessions: web.as_ref().map(WebSessions::hashes).unwrap_or_default(),
-    };
+    let issue = first_issue(
+        ctx,
+        &grant,
+        &family_id,
+        &minted,
+        web.as_ref().map(WebSessions::hashes).unwrap_or_default(),
+    );
     let (published, started) = both(
         publish(ctx, &minted),
         ctx.store.start_family(&issue, authn.started_ms),
@@ -109,9 +103,7 @@ pub async fn issue<S: Store>(
     .await;
     if !started.map_err(unavailable)? {
         // The user changed their password or was deactivated since they logged in.
-        ctx.store
-            .drop_access_copies(std::slice::from_ref(&minted.copy.0))
-            .await?;
+        unpublish(ctx, &minted).await?;
         return Err(inactive());
     }
     // Issued: a failed copy write (logged) must not lose the tokens; they validate through

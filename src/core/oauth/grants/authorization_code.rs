@@ -7,13 +7,14 @@ use crate::core::oauth::client_auth::{authenticate, credentials};
 use crate::core::oauth::error::{sf, ErrorCode, OAuthError};
 use crate::core::oauth::hybrid::WebSessions;
 use crate::core::oauth::issue::{
-    mint, publish, refresh_allowed, revoke_family, token_response, wants_urlencoded, Grant,
+    first_issue, mint, publish, refresh_allowed, revoke_family, token_response, unpublish,
+    wants_urlencoded, Grant,
 };
 use crate::core::oauth::pkce;
 use crate::core::oauth::scope::ScopeSet;
 use crate::core::org::org_id;
 use crate::core::secret::Secret;
-use crate::core::storage::{Family, Issue, Redemption, Store, UserClaims};
+use crate::core::storage::{Redemption, Store, UserClaims};
 
 /// `grant_type=authorization_code`, or Salesforce's `hybrid_auth_code` (`hybrid`), which also
 /// opens a web session tied to the new family (`hybrid.rs`).
@@ -100,21 +101,13 @@ pub async fn exchange<S: Store>(
     )
     .await?;
     let web = hybrid.then(|| WebSessions::mint(ctx, &grant.family_id, &scopes));
-    let issue = Issue {
-        family: Family {
-            family_id: grant.family_id.clone(),
-            client_id: client.app.client_id.clone(),
-            user_id: grant.user_id.clone(),
-            scopes: scopes.to_vec(),
-            auth_time_s: grant.auth_time_s,
-            created_at_s: now,
-            last_used_at_ms: ctx.clock.now_ms(),
-            revoked_at_s: None,
-        },
-        user: claims.clone(),
-        tokens: minted.records.clone(),
-        web_sessions: web.as_ref().map(WebSessions::hashes).unwrap_or_default(),
-    };
+    let issue = first_issue(
+        ctx,
+        &described,
+        &grant.family_id,
+        &minted,
+        web.as_ref().map(WebSessions::hashes).unwrap_or_default(),
+    );
     let extra = web.map(|w| w.fields(ctx)).unwrap_or_default();
     // The response, ID token signed, before the code is used up: a signing failure (a broken
     // SIGNING_KEYS) must never cost the user their code.
@@ -142,9 +135,7 @@ pub async fn exchange<S: Store>(
         }
         outcome => {
             // Nobody has seen this access token: its copy goes, unused.
-            ctx.store
-                .drop_access_copies(std::slice::from_ref(&minted.copy.0))
-                .await?;
+            unpublish(ctx, &minted).await?;
             if outcome == Redemption::Replayed {
                 revoke_family(ctx, &grant.family_id, now).await?;
             }

@@ -13,12 +13,12 @@ use crate::core::http::{Params, Request, Response};
 use crate::core::model::{App, User};
 use crate::core::oauth::error::{ErrorCode, OAuthError};
 use crate::core::oauth::issue::{
-    mint, new_family_id, publish, token_response, wants_urlencoded, Grant,
+    first_issue, mint, new_family_id, publish, token_response, unpublish, wants_urlencoded, Grant,
 };
 use crate::core::oauth::scope::ScopeSet;
 use crate::core::org::org_id;
 use crate::core::secret::Secret;
-use crate::core::storage::{Family, Issue, Store, UserClaims};
+use crate::core::storage::{Store, UserClaims};
 
 /// Scopes a grant without a user's refresh consent never carries: these grants issue no
 /// refresh token (salesforce-reference.md §5, §6, §10).
@@ -74,30 +74,14 @@ pub async fn issue_for_user<S: Store>(
         wants_urlencoded(req, params),
     )
     .await?;
-    let issue = Issue {
-        family: Family {
-            family_id,
-            client_id: app.client_id.clone(),
-            user_id: user.user_id.clone(),
-            scopes: scopes.to_vec(),
-            auth_time_s: now,
-            created_at_s: now,
-            last_used_at_ms: ctx.clock.now_ms(),
-            revoked_at_s: None,
-        },
-        user: claims.clone(),
-        tokens: minted.records.clone(),
-        web_sessions: Vec::new(),
-    };
+    let issue = first_issue(ctx, &grant, &family_id, &minted, Vec::new());
     let (published, started) = both(
         publish(ctx, &minted),
         ctx.store.start_family(&issue, user.sessions_valid_from_ms),
     )
     .await;
     if !started? {
-        ctx.store
-            .drop_access_copies(std::slice::from_ref(&minted.copy.0))
-            .await?;
+        unpublish(ctx, &minted).await?;
         return Err(OAuthError::invalid_grant("inactive user"));
     }
     // Issued: a failed copy write (logged) must not lose the token; it validates through its
