@@ -14,7 +14,7 @@ const CLIENT_ASSERTION_ALGS: [&str; 2] = ["RS256", "ES256"];
 
 /// The metadata, with the response types the org's switches allow (`allow_user_agent_flow`).
 pub fn metadata<S: Store>(ctx: &Ctx<'_, S>, settings: &OrgSettings) -> serde_json::Value {
-    let mut response_types = vec!["code"];
+    let mut response_types = vec!["code", "code id_token"];
     if settings.allow_user_agent_flow {
         response_types.extend(["token", "token id_token", "hybrid_token"]);
     }

@@ -251,6 +251,31 @@ describe('user-agent flow and form_post against the real worker', () => {
     assert.equal(t.status, 200, t.text);
   });
 
+  test('scripted: code id_token (OIDC hybrid) puts a code and an ID token bound to it by c_hash in the fragment; jose verifies it; the code redeems', async () => {
+    const state = rand('st');
+    const nonce = rand('n');
+    const a = await scripted({ response_type: 'code id_token', redirect_uri: spa.cbUrl, scope: 'openid api', state, nonce });
+    assert.ok(a.location, a.body);
+    assert.equal(queryOf(a.location).get('code'), null, 'nothing in the query');
+    const f = fragmentOf(a.location);
+    assert.equal(f.get('access_token'), null, 'no access token from the authorization endpoint');
+    assert.equal(f.get('state'), state);
+    const code = f.get('code');
+    assert.ok(code && f.get('id_token'), a.location);
+    const jwks = createRemoteJWKSet(new URL(`${w.baseUrl}/id/keys`));
+    const { payload } = await jwtVerify(f.get('id_token'), jwks, { issuer: w.baseUrl, audience: app.client_id, typ: 'JWT' });
+    assert.equal(payload.nonce, nonce);
+    assert.equal(payload.c_hash, halfHash(code), 'OIDC Core §3.3.2.11 c_hash');
+    assert.equal(payload.at_hash, undefined);
+    const t = await tokenRequest(w.baseUrl, { grant_type: 'authorization_code', code, redirect_uri: spa.cbUrl, client_id: app.client_id, client_secret: app.client_secret });
+    assert.equal(t.status, 200, t.text);
+    const { payload: fromToken } = await jwtVerify(t.json.id_token, jwks, { issuer: w.baseUrl, audience: app.client_id });
+    assert.equal(fromToken.nonce, nonce);
+    assert.equal(fromToken.at_hash, halfHash(t.json.access_token));
+    const d = await (await fetch(`${w.baseUrl}/.well-known/openid-configuration`)).json();
+    assert.ok(d.response_types_supported.includes('code id_token'), d.response_types_supported);
+  });
+
   test('form_post page (raw): 200 HTML, a POST form to redirect_uri with code and state, script allowed by CSP hash', async () => {
     // The scripted session has approved `api` by now, so the authorize GET answers at once.
     const state = rand('fp');

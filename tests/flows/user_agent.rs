@@ -182,7 +182,11 @@ fn blocking_the_user_agent_flow_takes_effect_at_once_and_so_does_unblocking() {
     let d = s
         .send(Method::Get, "/.well-known/openid-configuration", &[], "")
         .json();
-    assert_eq!(d["response_types_supported"], json!(["code"]));
+    assert_eq!(
+        d["response_types_supported"],
+        json!(["code", "code id_token"]),
+        "code id_token is a code flow: no access token leaves the authorization endpoint"
+    );
     settings(&s, json!({"allow_user_agent_flow": true}));
     let r = token_flow(
         &s,
@@ -450,4 +454,97 @@ fn form_post_returns_a_self_submitting_form() {
     );
     assert_eq!(fields["state"], "fp");
     assert_eq!(s.exchange(&app, &fields["code"], None).status, 200);
+}
+
+/// The claims of a JWT, unverified (the tests of signatures are elsewhere).
+fn jwt_claims(jwt: &str) -> Value {
+    use base64::Engine;
+    let part = jwt.split('.').nth(1).unwrap();
+    serde_json::from_slice(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(part)
+            .unwrap(),
+    )
+    .unwrap()
+}
+
+#[test]
+fn code_id_token_puts_a_code_and_an_id_token_bound_to_it_in_the_fragment() {
+    use sha2::{Digest, Sha256};
+    let s = Server::new();
+    let app = app_for(&s, &[], &["api", "openid", "profile"]);
+    s.user("hy");
+    let (verifier, challenge) = pkce();
+    let r = token_flow(
+        &s,
+        &app,
+        &[
+            ("response_type", "code id_token"),
+            ("redirect_uri", CALLBACK),
+            ("scope", "api openid"),
+            ("state", "st"),
+            ("nonce", "n-9"),
+            ("code_challenge", &challenge),
+        ],
+        "hy",
+    );
+    assert!(matches!(r.status, 302 | 303), "{}", r.body);
+    assert!(r.location().query().is_none(), "nothing in the query");
+    assert_eq!(r.fragment("access_token"), None, "no access token here");
+    assert_eq!(r.fragment("state").as_deref(), Some("st"));
+    let code = r.fragment("code").unwrap();
+    let claims = jwt_claims(&r.fragment("id_token").unwrap());
+    // OIDC Core §3.3.2.11: c_hash is the left half of SHA-256 of the code.
+    let digest = Sha256::digest(code.as_bytes());
+    assert_eq!(
+        claims["c_hash"],
+        edge_oauth::core::secret::b64url(&digest[..16])
+    );
+    assert!(claims.get("at_hash").is_none());
+    assert_eq!(claims["nonce"], "n-9");
+    assert_eq!(claims["aud"], app.client_id.as_str());
+    // The code is redeemed like any other (PKCE included), with the nonce in its ID token.
+    let t = s.exchange(&app, &code, Some(&verifier));
+    assert_eq!(t.status, 200, "{}", t.body);
+    assert_eq!(
+        jwt_claims(t.json()["id_token"].as_str().unwrap())["nonce"],
+        "n-9"
+    );
+    // A nonce is required, and the query may not carry the ID token.
+    let r = token_flow(
+        &s,
+        &app,
+        &[
+            ("response_type", "code id_token"),
+            ("redirect_uri", CALLBACK),
+            ("scope", "openid"),
+        ],
+        "hy",
+    );
+    assert_eq!(r.fragment("error").as_deref(), Some("invalid_request"));
+    let r = token_flow(
+        &s,
+        &app,
+        &[
+            ("response_type", "id_token code"),
+            ("redirect_uri", CALLBACK),
+            ("nonce", "n"),
+            ("response_mode", "query"),
+        ],
+        "hy",
+    );
+    assert_eq!(r.fragment("error").as_deref(), Some("invalid_request"));
+    // Blocking the user-agent flows leaves it alone: it issues no access token.
+    settings(&s, json!({"allow_user_agent_flow": false}));
+    let r = token_flow(
+        &s,
+        &app,
+        &[
+            ("response_type", "code id_token"),
+            ("redirect_uri", CALLBACK),
+            ("nonce", "n"),
+        ],
+        "hy",
+    );
+    assert!(r.fragment("code").is_some(), "{:?}", r.header("location"));
 }

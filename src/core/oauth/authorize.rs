@@ -53,7 +53,7 @@ async fn handle<S: Store>(
 ) -> Result<Response, Failure> {
     let (app, areq) = parse(ctx, params).await?;
     let session = interaction::current_session(ctx, req, &app.client_id).await?;
-    if areq.response_type == ResponseType::Code
+    if areq.response_type.issues_code()
         && pkce::missing_but_required(ctx, &app, areq.code_challenge.as_deref()).await?
     {
         return Err(Failure::Redirect(
@@ -181,7 +181,7 @@ fn parse_rest(
     match params.get("response_mode")? {
         None => {}
         // Tokens never in a query string (Multiple Response Type Encoding Practices §2.1).
-        Some("query") if areq.response_type.issues_tokens() => {
+        Some("query") if areq.response_type.carries_tokens() => {
             return Err(OAuthError::invalid_request(
                 "response_mode=query cannot carry tokens",
             ))
@@ -211,10 +211,11 @@ fn parse_rest(
     }
     areq.scopes = ScopeSet::parse_requested(params.get("scope")?, &app.scopes)?.to_vec();
     areq.nonce = params.get("nonce")?.map(str::to_owned);
-    // OIDC Core §3.2.2.1: an ID token from the authorization endpoint needs a nonce.
-    if areq.response_type == ResponseType::TokenIdToken && areq.nonce.is_none() {
+    // OIDC Core §3.2.2.1, §3.3.2.11: an ID token from the authorization endpoint needs a nonce.
+    let id_token_types = [ResponseType::TokenIdToken, ResponseType::CodeIdToken];
+    if id_token_types.contains(&areq.response_type) && areq.nonce.is_none() {
         return Err(OAuthError::invalid_request(
-            "nonce required with response_type token id_token",
+            "nonce required when the authorization response carries an ID token",
         ));
     }
     areq.code_challenge = pkce::parse_challenge(

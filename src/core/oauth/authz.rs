@@ -26,6 +26,9 @@ pub enum ResponseType {
     TokenIdToken,
     /// Salesforce's hybrid token flow: `token` plus a web session (`hybrid.rs`).
     HybridToken,
+    /// `code id_token` (OIDC Core §3.3): a code, and an ID token bound to it by `c_hash`, in the
+    /// fragment; `nonce` required. No access token leaves the authorization endpoint.
+    CodeIdToken,
 }
 
 impl ResponseType {
@@ -39,6 +42,7 @@ impl ResponseType {
             ["token"] => Some(Self::Token),
             ["id_token", "token"] => Some(Self::TokenIdToken),
             ["hybrid_token"] => Some(Self::HybridToken),
+            ["code", "id_token"] => Some(Self::CodeIdToken),
             _ => None,
         }
     }
@@ -46,12 +50,23 @@ impl ResponseType {
     /// Whether the authorization endpoint itself issues tokens (the user-agent flows, which the
     /// org setting `allow_user_agent_flow` governs).
     pub fn issues_tokens(self) -> bool {
+        matches!(self, Self::Token | Self::TokenIdToken | Self::HybridToken)
+    }
+
+    /// Whether the response carries a code (which PKCE protects).
+    pub fn issues_code(self) -> bool {
+        matches!(self, Self::Code | Self::CodeIdToken)
+    }
+
+    /// Whether the response carries a token (an access or an ID token): never in a query
+    /// (OAuth 2.0 Multiple Response Type Encoding Practices §2.1, OIDC Core §3.3.2.5).
+    pub fn carries_tokens(self) -> bool {
         self != Self::Code
     }
 
     /// Where the response goes unless `response_mode` says otherwise: tokens never in a query.
     pub fn default_mode(self) -> ResponseMode {
-        if self.issues_tokens() {
+        if self.carries_tokens() {
             ResponseMode::Fragment
         } else {
             ResponseMode::Query
@@ -202,6 +217,15 @@ pub async fn complete<S: Store>(
         super::verification::approve(ctx, areq, user_id, user, authn).await
     } else if areq.response_type.issues_tokens() {
         super::user_agent::issue(ctx, areq, user_id, user, authn).await
+    } else if areq.response_type == ResponseType::CodeIdToken {
+        let code = mint_code(ctx, areq, user_id, user.clone(), authn).await?;
+        let id_token =
+            super::user_agent::code_id_token(ctx, areq, user_id, user, authn, &code).await?;
+        Ok(to_client(
+            ctx,
+            areq,
+            vec![("code", code.expose()), ("id_token", &id_token)],
+        ))
     } else {
         issue_code(ctx, areq, user_id, user, authn).await
     }

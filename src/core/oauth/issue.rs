@@ -222,7 +222,10 @@ struct IdTokenClaims<'a> {
     auth_time: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
     nonce: Option<&'a str>,
-    at_hash: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    at_hash: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    c_hash: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     preferred_username: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -244,25 +247,42 @@ pub struct Grant<'a> {
     pub nonce: Option<&'a str>,
 }
 
-/// OIDC Core §2 / §3.1.3.6 ID token. `at_hash` is the left half of SHA-256 of the access token.
-async fn id_token<S: Store>(
+/// What an ID token is issued beside, and bound to by its hash.
+pub enum BoundTo<'a> {
+    /// OIDC Core §3.1.3.6 `at_hash`.
+    AccessToken(&'a Secret),
+    /// OIDC Core §3.3.2.11 `c_hash`: an ID token from the authorization endpoint beside a code.
+    Code(&'a Secret),
+}
+
+/// The left half of SHA-256 of `value`, base64url (`at_hash`, `c_hash` for RS256 and ES256).
+fn half_hash(value: &Secret) -> String {
+    b64url(&sha256(value.expose().as_bytes())[..16])
+}
+
+/// An OIDC Core §2 ID token for `grant`, bound to the access token or code beside it.
+pub async fn id_token<S: Store>(
     ctx: &Ctx<'_, S>,
     grant: &Grant<'_>,
-    access: &Secret,
-    id_url: &str,
+    bound: BoundTo<'_>,
 ) -> Result<String, OAuthError> {
     let now = ctx.now_s();
-    let digest = sha256(access.expose().as_bytes());
+    let id_url = identity_url(ctx, grant.org_id, grant.user_id);
+    let (at_hash, c_hash) = match bound {
+        BoundTo::AccessToken(t) => (Some(half_hash(t)), None),
+        BoundTo::Code(c) => (None, Some(half_hash(c))),
+    };
     let claims = IdTokenClaims {
         iss: &ctx.issuer,
-        sub: id_url,
+        sub: &id_url,
         aud: &grant.app.client_id,
         azp: &grant.app.client_id,
         exp: now + grant.app.policy.id_token_ttl_s,
         iat: now,
         auth_time: grant.auth_time_s,
         nonce: grant.nonce,
-        at_hash: b64url(&digest[..16]),
+        at_hash,
+        c_hash,
         preferred_username: grant
             .scopes
             .contains("profile")
@@ -311,7 +331,7 @@ pub async fn token_fields<S: Store>(
     if id_token_wanted || grant.scopes.contains("openid") {
         fields.push((
             "id_token",
-            id_token(ctx, grant, &minted.access, &id_url).await?,
+            id_token(ctx, grant, BoundTo::AccessToken(&minted.access)).await?,
         ));
     }
     if grant.app.policy.jwt_access_tokens {

@@ -15,7 +15,8 @@ use super::error::{sf, ErrorCode, OAuthError};
 use super::hybrid::WebSessions;
 use super::interaction::Authn;
 use super::issue::{
-    first_issue, mint, new_family_id, publish, refresh_allowed, token_fields, unpublish, Grant,
+    first_issue, id_token, mint, new_family_id, publish, refresh_allowed, token_fields, unpublish,
+    BoundTo, Grant,
 };
 use super::redirect::is_private_use_scheme;
 use super::scope::ScopeSet;
@@ -111,4 +112,48 @@ pub async fn issue<S: Store>(
     let _ = published;
     let pairs: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
     Ok(to_client(ctx, areq, pairs))
+}
+
+/// `code id_token` (OIDC Core §3.3.2.11): the ID token beside the code, with its `c_hash` and
+/// the request's `nonce`; the claims as of the login (read when the session carried none).
+pub async fn code_id_token<S: Store>(
+    ctx: &Ctx<'_, S>,
+    areq: &AuthorizationRequest,
+    user_id: &str,
+    claims: Option<UserClaims>,
+    authn: Authn,
+    code: &crate::core::secret::Secret,
+) -> Result<String, Failure> {
+    let back = |e: OAuthError| Failure::Redirect(Box::new(areq.clone()), e);
+    let app = ctx.store.get_app(&areq.client_id).await?.ok_or_else(|| {
+        Failure::Page(OAuthError::new(
+            ErrorCode::InvalidClientId,
+            sf::CLIENT_ID_INVALID,
+        ))
+    })?;
+    let claims = match claims {
+        Some(c) => c,
+        None => ctx
+            .store
+            .get_user(user_id)
+            .await?
+            .filter(|u| u.active)
+            .map(|u| UserClaims::from(&u))
+            .ok_or_else(|| back(OAuthError::new(ErrorCode::AccessDenied, "user is inactive")))?,
+    };
+    let org_id = org_id(ctx).await?;
+    let scopes = ScopeSet::from_list(&areq.scopes);
+    let grant = Grant {
+        org_id: &org_id,
+        app: &app,
+        client_secret: None,
+        user_id,
+        claims: &claims,
+        scopes: &scopes,
+        auth_time_s: authn.auth_time_s,
+        nonce: areq.nonce.as_deref(),
+    };
+    id_token(ctx, &grant, BoundTo::Code(code))
+        .await
+        .map_err(back)
 }
