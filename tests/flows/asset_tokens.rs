@@ -52,17 +52,6 @@ fn exchange(s: &Server, subject: &str, actor: &str) -> Reply {
     ])
 }
 
-fn claims_of(jwt: &str) -> Value {
-    use base64::Engine;
-    let part = jwt.split('.').nth(1).unwrap();
-    serde_json::from_slice(
-        &base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .decode(part)
-            .unwrap(),
-    )
-    .unwrap()
-}
-
 /// An app whose actor tokens `factory` signs, and an access token of alice's for it.
 fn setup(s: &Server, factory: &DeviceKey, extra: Value) -> (App, String) {
     let mut policy = json!({"audiences": ["https://iot.example.com"], "ttl_s": 300, "actor_keys": [factory.jwk()]});
@@ -91,7 +80,7 @@ fn an_access_token_and_a_signed_actor_token_make_an_asset_token_and_an_asset() {
     assert_eq!(t["issued_token_type"], JWT);
     assert_eq!(t["expires_in"], 300);
     let token = t["access_token"].as_str().unwrap();
-    let c = claims_of(token);
+    let c = jwt_claims(token);
     assert_eq!(c["aud"], json!(["https://iot.example.com"]));
     assert_eq!(c["did"], "dev-1");
     assert_eq!(c["Asset"]["SerialNumber"], "SN-1");
@@ -107,7 +96,7 @@ fn an_access_token_and_a_signed_actor_token_make_an_asset_token_and_an_asset() {
     assert!(id.starts_with("02i"));
     let again = exchange(&s, &access, &factory.sign(&device("dev-1")));
     assert_eq!(
-        claims_of(again.json()["access_token"].as_str().unwrap())["asset_id"],
+        jwt_claims(again.json()["access_token"].as_str().unwrap())["asset_id"],
         id.as_str()
     );
     // Introspection: active, then inactive once the asset is revoked; no new asset tokens.
@@ -227,7 +216,7 @@ fn unsigned_actor_tokens_need_the_apps_consent_and_cnf_keys_must_sign() {
     let r = exchange(&s, &access, &device_key.sign(&claims));
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(
-        claims_of(r.json()["access_token"].as_str().unwrap())["cnf"]["jwk"],
+        jwt_claims(r.json()["access_token"].as_str().unwrap())["cnf"]["jwk"],
         device_key.jwk()
     );
     let r = exchange(&s, &access, &unsigned(&claims));

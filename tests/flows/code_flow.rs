@@ -5,15 +5,6 @@ use serde_json::{json, Value};
 
 use crate::support::*;
 
-pub fn claims(id_token: &str) -> Value {
-    use base64::Engine;
-    let payload = id_token.split('.').nth(1).unwrap();
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(payload)
-        .unwrap();
-    serde_json::from_slice(&bytes).unwrap()
-}
-
 #[test]
 fn full_flow_issues_salesforce_shaped_tokens_and_a_valid_id_token() {
     let s = Server::new();
@@ -73,7 +64,7 @@ fn full_flow_issues_salesforce_shaped_tokens_and_a_valid_id_token() {
     assert_eq!(j["signature"], expected_sig);
     assert_eq!(j["expires_in"], 7200);
 
-    let c = claims(j["id_token"].as_str().unwrap());
+    let c = jwt_claims(j["id_token"].as_str().unwrap());
     assert_eq!(c["iss"], ISSUER);
     assert_eq!(c["sub"], id_url);
     assert_eq!(c["aud"], app.client_id);
@@ -244,7 +235,7 @@ fn max_age_exceeded_forces_login_and_auth_time_reflects_it() {
     assert_eq!(b.pages, ["login"]);
     let t = s.exchange(&app, &r.query("code").unwrap(), None);
     let id_token = t.json()["id_token"].as_str().unwrap().to_owned();
-    assert_eq!(claims(&id_token)["auth_time"], 1_800_000_600u64);
+    assert_eq!(jwt_claims(&id_token)["auth_time"], 1_800_000_600u64);
 }
 
 #[test]
@@ -395,7 +386,7 @@ fn jwt_access_tokens_are_typ_at_jwt_for_the_instance_and_cannot_pass_as_id_token
     assert_eq!(header["typ"], "at+jwt");
     assert_eq!(header["alg"], "RS256");
     assert_eq!(header["tty"], "sfdc-core-token");
-    let c = claims(at);
+    let c = jwt_claims(at);
     assert_eq!(c["client_id"], app.client_id);
     assert_eq!(
         c["aud"], ISSUER,
@@ -404,7 +395,7 @@ fn jwt_access_tokens_are_typ_at_jwt_for_the_instance_and_cannot_pass_as_id_token
     assert_eq!(c["iss"], ISSUER);
     assert!(c["jti"].as_str().is_some_and(|j| j.len() >= 22));
     let id_token = j["id_token"].as_str().unwrap();
-    assert_eq!(claims(id_token)["aud"], app.client_id.as_str());
+    assert_eq!(jwt_claims(id_token)["aud"], app.client_id.as_str());
     let r = s.userinfo(id_token);
     assert_eq!((r.status, r.error().as_str()), (401, "invalid_token"));
     assert_eq!(

@@ -3,7 +3,6 @@
 use edge_oauth::core::http::Method;
 use serde_json::json;
 
-use crate::code_flow::claims;
 use crate::support::*;
 
 #[test]
@@ -20,7 +19,7 @@ fn refresh_issues_a_new_access_token_and_id_token_without_nonce() {
     assert_ne!(j["access_token"], t["access_token"]);
     assert!(j.get("refresh_token").is_none(), "no rotation by default");
     assert_eq!(s.userinfo(j["access_token"].as_str().unwrap()).status, 200);
-    let c = claims(j["id_token"].as_str().unwrap());
+    let c = jwt_claims(j["id_token"].as_str().unwrap());
     assert!(c.get("nonce").is_none());
     assert_eq!(
         c["auth_time"], 1_800_000_000u64,

@@ -16,13 +16,7 @@ fn route_of(token: &str) -> Route {
 }
 
 fn jti_of(jwt: &str) -> String {
-    use base64::Engine;
-    let claims = jwt.split('.').nth(1).unwrap();
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(claims)
-        .unwrap();
-    let v: Value = serde_json::from_slice(&bytes).unwrap();
-    v["jti"].as_str().unwrap().to_owned()
+    jwt_claims(jwt)["jti"].as_str().unwrap().to_owned()
 }
 
 #[test]

@@ -67,16 +67,7 @@ fn the_user_agent_flow_puts_the_tokens_in_the_fragment() {
     assert_eq!(r.fragment("refresh_token"), None);
     assert_eq!(r.fragment("signature"), None);
     let id_token = r.fragment("id_token").unwrap();
-    let claims: Value = {
-        use base64::Engine;
-        let part = id_token.split('.').nth(1).unwrap();
-        serde_json::from_slice(
-            &base64::engine::general_purpose::URL_SAFE_NO_PAD
-                .decode(part)
-                .unwrap(),
-        )
-        .unwrap()
-    };
+    let claims = jwt_claims(&id_token);
     assert_eq!(claims["nonce"], "n-1");
     assert_eq!(claims["aud"], app.client_id.as_str());
     let at_hash = {
@@ -454,18 +445,6 @@ fn form_post_returns_a_self_submitting_form() {
     );
     assert_eq!(fields["state"], "fp");
     assert_eq!(s.exchange(&app, &fields["code"], None).status, 200);
-}
-
-/// The claims of a JWT, unverified (the tests of signatures are elsewhere).
-fn jwt_claims(jwt: &str) -> Value {
-    use base64::Engine;
-    let part = jwt.split('.').nth(1).unwrap();
-    serde_json::from_slice(
-        &base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .decode(part)
-            .unwrap(),
-    )
-    .unwrap()
 }
 
 #[test]

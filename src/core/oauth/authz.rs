@@ -7,6 +7,7 @@ use super::error::{ErrorCode, OAuthError};
 use super::redirect;
 use crate::core::config::Ctx;
 use crate::core::http::Response;
+use crate::core::model::App;
 use crate::core::secret::Secret;
 use crate::core::storage::{CodeGrant, Store, UserClaims};
 
@@ -202,6 +203,35 @@ pub fn to_client<'a, S: Store>(
         }
         ResponseMode::FormPost => super::pages::form_post(&areq.redirect_uri, &pairs),
     }
+}
+
+/// The app of a request under way; one deleted meanwhile is an error page (there is no
+/// registered redirect URI to trust any more).
+pub async fn request_app<S: Store>(ctx: &Ctx<'_, S>, client_id: &str) -> Result<App, Failure> {
+    ctx.store.get_app(client_id).await?.ok_or_else(|| {
+        Failure::Page(OAuthError::new(
+            ErrorCode::InvalidClientId,
+            super::error::sf::CLIENT_ID_INVALID,
+        ))
+    })
+}
+
+/// The user's claims as carried from the login, or read now; `None` when the user is gone or
+/// inactive.
+pub async fn active_claims<S: Store>(
+    ctx: &Ctx<'_, S>,
+    user_id: &str,
+    carried: Option<UserClaims>,
+) -> Result<Option<UserClaims>, crate::core::storage::StoreError> {
+    if carried.is_some() {
+        return Ok(carried);
+    }
+    Ok(ctx
+        .store
+        .get_user(user_id)
+        .await?
+        .filter(|u| u.active)
+        .map(|u| UserClaims::from(&u)))
 }
 
 /// The end of an authorization with a logged-in user who consented: a code, or (user-agent

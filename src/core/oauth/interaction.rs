@@ -2,7 +2,7 @@
 //! kept in KV, a browser-bound CSRF token on every form (security checklist: CSRF), and the login
 //! session cookie.
 
-use super::authz::{complete, AuthorizationRequest, Failure, CODE_TTL_S};
+use super::authz::{complete, request_app, AuthorizationRequest, Failure, CODE_TTL_S};
 use super::error::{sf, ErrorCode, OAuthError};
 use super::pages;
 use crate::core::config::Ctx;
@@ -232,16 +232,7 @@ async fn handle_post<S: Store>(
     if record.expires_at_s <= ctx.now_s() {
         return Err(forbidden("this form has expired; start again"));
     }
-    let app = ctx
-        .store
-        .get_app(&record.request.client_id)
-        .await?
-        .ok_or_else(|| {
-            Failure::Page(OAuthError::new(
-                ErrorCode::InvalidClientId,
-                sf::CLIENT_ID_INVALID,
-            ))
-        })?;
+    let app = request_app(ctx, &record.request.client_id).await?;
     let areq = record.request.clone();
     if params.get("login").map_err(page)?.is_some() {
         let username = params.get("username").map_err(page)?.unwrap_or_default();

@@ -10,8 +10,10 @@
 //!   URI has a private-use scheme (a native app's own), never to an http(s) page;
 //! - `hybrid_token` adds the web session fields (`hybrid.rs`).
 
-use super::authz::{to_client, AuthorizationRequest, Failure, ResponseType};
-use super::error::{sf, ErrorCode, OAuthError};
+use super::authz::{
+    active_claims, request_app, to_client, AuthorizationRequest, Failure, ResponseType,
+};
+use super::error::{ErrorCode, OAuthError};
 use super::hybrid::WebSessions;
 use super::interaction::Authn;
 use super::issue::{
@@ -41,23 +43,11 @@ pub async fn issue<S: Store>(
         )),
         _ => Failure::Internal,
     };
-    let app = ctx.store.get_app(&areq.client_id).await?.ok_or_else(|| {
-        Failure::Page(OAuthError::new(
-            ErrorCode::InvalidClientId,
-            sf::CLIENT_ID_INVALID,
-        ))
-    })?;
+    let app = request_app(ctx, &areq.client_id).await?;
     let inactive = || back(OAuthError::new(ErrorCode::AccessDenied, "user is inactive"));
-    let claims = match claims {
-        Some(c) => c,
-        None => ctx
-            .store
-            .get_user(user_id)
-            .await?
-            .filter(|u| u.active)
-            .map(|u| UserClaims::from(&u))
-            .ok_or_else(inactive)?,
-    };
+    let claims = active_claims(ctx, user_id, claims)
+        .await?
+        .ok_or_else(inactive)?;
     let org_id = org_id(ctx).await?;
     let scopes = ScopeSet::from_list(&areq.scopes);
     let family_id = new_family_id(ctx);
@@ -125,22 +115,10 @@ pub async fn code_id_token<S: Store>(
     code: &crate::core::secret::Secret,
 ) -> Result<String, Failure> {
     let back = |e: OAuthError| Failure::Redirect(Box::new(areq.clone()), e);
-    let app = ctx.store.get_app(&areq.client_id).await?.ok_or_else(|| {
-        Failure::Page(OAuthError::new(
-            ErrorCode::InvalidClientId,
-            sf::CLIENT_ID_INVALID,
-        ))
-    })?;
-    let claims = match claims {
-        Some(c) => c,
-        None => ctx
-            .store
-            .get_user(user_id)
-            .await?
-            .filter(|u| u.active)
-            .map(|u| UserClaims::from(&u))
-            .ok_or_else(|| back(OAuthError::new(ErrorCode::AccessDenied, "user is inactive")))?,
-    };
+    let app = request_app(ctx, &areq.client_id).await?;
+    let claims = active_claims(ctx, user_id, claims)
+        .await?
+        .ok_or_else(|| back(OAuthError::new(ErrorCode::AccessDenied, "user is inactive")))?;
     let org_id = org_id(ctx).await?;
     let scopes = ScopeSet::from_list(&areq.scopes);
     let grant = Grant {

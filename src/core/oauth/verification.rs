@@ -8,9 +8,11 @@
 //! Every code entered counts against a per-address throttle before it is looked up (ten a
 //! minute), so a guess is refused once over whether or not it would have been right.
 
-use super::authz::{AuthorizationRequest, Failure, Prompt, ResponseMode, ResponseType};
+use super::authz::{
+    active_claims, request_app, AuthorizationRequest, Failure, Prompt, ResponseMode, ResponseType,
+};
 use super::device::normalize_user_code;
-use super::error::{sf, ErrorCode, OAuthError};
+use super::error::{ErrorCode, OAuthError};
 use super::interaction::{current_session, proceed, start, Authn, BROWSER_COOKIE};
 use super::pages::{self, CodeNotice};
 use crate::core::config::Ctx;
@@ -86,12 +88,7 @@ async fn entered<S: Store>(ctx: &Ctx<'_, S>, req: &Request) -> Result<Response, 
     let Some(grant) = grant else {
         return Ok(pages::device_entry(typed, &csrf, Some(CodeNotice::Unknown)));
     };
-    let app = ctx.store.get_app(&grant.client_id).await?.ok_or_else(|| {
-        Failure::Page(OAuthError::new(
-            ErrorCode::InvalidClientId,
-            sf::CLIENT_ID_INVALID,
-        ))
-    })?;
+    let app = request_app(ctx, &grant.client_id).await?;
     let areq = AuthorizationRequest {
         response_type: ResponseType::Code,
         response_mode: ResponseMode::Query,
@@ -125,18 +122,9 @@ pub async fn approve<S: Store>(
     claims: Option<UserClaims>,
     authn: Authn,
 ) -> Result<Response, Failure> {
-    let claims = match claims {
-        Some(c) => c,
-        None => ctx
-            .store
-            .get_user(user_id)
-            .await?
-            .filter(|u| u.active)
-            .map(|u| UserClaims::from(&u))
-            .ok_or_else(|| {
-                Failure::Page(OAuthError::new(ErrorCode::AccessDenied, "user is inactive"))
-            })?,
-    };
+    let claims = active_claims(ctx, user_id, claims).await?.ok_or_else(|| {
+        Failure::Page(OAuthError::new(ErrorCode::AccessDenied, "user is inactive"))
+    })?;
     let decision = DeviceDecision::Approved {
         user_id: user_id.to_owned(),
         user: claims,
@@ -160,12 +148,7 @@ async fn decide<S: Store>(
     decision: &DeviceDecision,
 ) -> Result<Response, Failure> {
     let code = areq.device.as_deref().unwrap_or_default();
-    let app = ctx.store.get_app(&areq.client_id).await?.ok_or_else(|| {
-        Failure::Page(OAuthError::new(
-            ErrorCode::InvalidClientId,
-            sf::CLIENT_ID_INVALID,
-        ))
-    })?;
+    let app = request_app(ctx, &areq.client_id).await?;
     if !ctx.store.decide_device(code, decision, ctx.now_s()).await? {
         return Err(Failure::Page(OAuthError::invalid_request(
             "this device code has expired or was answered already; start again on the device",
