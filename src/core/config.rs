@@ -1,9 +1,11 @@
 //! Deployment configuration and the per-request context handed to every handler.
 
 use super::env::{Clock, Rng};
+use super::gateway::GatewayRoute;
 use super::http::CookiePolicy;
 use super::keys::{KeySet, SignatureCheck};
 use super::oauth::stamp::StampKey;
+use super::outbound::Outbound;
 use super::secret::Secret;
 use super::storage::Store;
 
@@ -22,6 +24,12 @@ pub struct Config {
     pub shards: u16,
     /// Checks what clients sign (JWT bearer and client assertions, `keys/public.rs`).
     pub signatures: SignatureCheck,
+    /// Fetches client ID metadata documents (`outbound.rs`).
+    pub outbound: Outbound,
+    /// The gateway's routes (`GATEWAY_ROUTES`, `GATEWAY_UPSTREAM`; `gateway.rs`).
+    pub gateway: Vec<GatewayRoute>,
+    /// `DEV_MODE=1`: development-only allowances (loopback metadata documents).
+    pub dev_mode: bool,
 }
 
 /// What a handler needs: storage, time, randomness, configuration.

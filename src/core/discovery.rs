@@ -41,6 +41,7 @@ pub fn metadata<S: Store>(ctx: &Ctx<'_, S>, settings: &OrgSettings) -> serde_jso
         "revocation_endpoint": ctx.url("/services/oauth2/revoke"),
         "introspection_endpoint": ctx.url("/services/oauth2/introspect"),
         "userinfo_endpoint": ctx.url("/services/oauth2/userinfo"),
+        "registration_endpoint": ctx.url(super::oauth::register::PATH),
         "jwks_uri": ctx.url("/id/keys"),
         "scopes_supported": KNOWN_SCOPES,
         "response_types_supported": response_types,
@@ -67,5 +68,9 @@ pub fn metadata<S: Store>(ctx: &Ctx<'_, S>, settings: &OrgSettings) -> serde_jso
         "request_parameter_supported": false,
         "request_uri_parameter_supported": false,
         "authorization_response_iss_parameter_supported": true,
+        // draft-ietf-oauth-client-id-metadata-document: an https client_id names its document.
+        "client_id_metadata_document_supported": true,
+        // RFC 8707 (no registered metadata name yet): `resource` at authorize and token.
+        "resource_indicators_supported": true,
     })
 }

@@ -321,6 +321,32 @@ impl CookiePolicy {
     }
 }
 
+/// A path segment with its `%XX` escapes decoded (a `+` stays a `+`, unlike in a form); an
+/// escape that is not valid UTF-8 leaves the segment as it was.
+pub fn percent_decode(segment: &str) -> String {
+    let bytes = segment.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: u8| (b as char).to_digit(16);
+        match (
+            bytes[i],
+            bytes.get(i + 1).copied().and_then(hex),
+            bytes.get(i + 2).copied().and_then(hex),
+        ) {
+            (b'%', Some(h), Some(l)) => {
+                out.push((h * 16 + l) as u8);
+                i += 3;
+            }
+            (b, _, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8(out).unwrap_or_else(|_| segment.to_owned())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -368,6 +394,16 @@ mod tests {
     fn a_body_at_the_limit_is_read_whole() {
         assert_eq!(read(Some("65536"), &[65_536]).0, Ok(65_536));
         assert_eq!(read(None, &[32_768, 32_768]).0, Ok(65_536));
+    }
+
+    #[test]
+    fn path_segments_decode_escapes_only() {
+        assert_eq!(
+            percent_decode("https%3A%2F%2Fa.example%2Fc.json"),
+            "https://a.example/c.json"
+        );
+        assert_eq!(percent_decode("a+b%2"), "a+b%2");
+        assert_eq!(percent_decode("%FF"), "%FF");
     }
 
     #[test]

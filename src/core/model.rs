@@ -63,6 +63,9 @@ pub struct AppPolicy {
     /// gets a fresh pair instead of revoking the family, for clients that refresh in parallel.
     /// 0, the default, is Salesforce's rule: any reuse revokes the family.
     pub refresh_reuse_grace_s: u64,
+    /// May introspect every client's tokens (an API gateway), not only its own (RFC 7662 §4
+    /// leaves who may see what to the server).
+    pub introspect_all_tokens: bool,
 }
 
 impl AppPolicy {
@@ -93,6 +96,7 @@ impl Default for AppPolicy {
             allowed_origins: Vec::new(),
             device_flow: true,
             refresh_reuse_grace_s: 0,
+            introspect_all_tokens: false,
         }
     }
 }
@@ -124,6 +128,20 @@ pub struct App {
     pub scopes: Vec<String>,
     pub policy: AppPolicy,
     pub created_at: u64,
+    /// How a client registered itself (RFC 7591, or a client ID metadata document); `None`
+    /// for apps an operator created.
+    #[serde(default)]
+    pub registration: Option<super::oauth::client_metadata::Registration>,
+}
+
+impl App {
+    /// Whether the app may use `grant_type` at the token endpoint: a registered client only
+    /// the grant types it registered (RFC 7591 §2), an operator's app every one.
+    pub fn allows_grant(&self, grant_type: &str) -> bool {
+        self.registration
+            .as_ref()
+            .is_none_or(|r| r.grant_types.iter().any(|g| g == grant_type))
+    }
 }
 
 /// A user who can log in.
@@ -152,6 +170,12 @@ pub struct OrgSettings {
     pub allow_user_agent_flow: bool,
     pub allow_code_credentials_flow: bool,
     pub require_pkce: bool,
+    /// RFC 7591 registration without an initial access token (throttled per address).
+    #[serde(default)]
+    pub open_registration: bool,
+    /// URL prefixes a client ID metadata document must start with; empty: any.
+    #[serde(default)]
+    pub client_id_metadata_document_prefixes: Vec<String>,
 }
 
 impl OrgSettings {
@@ -162,6 +186,8 @@ impl OrgSettings {
             allow_user_agent_flow: true,
             allow_code_credentials_flow: false,
             require_pkce: false,
+            open_registration: false,
+            client_id_metadata_document_prefixes: Vec::new(),
         }
     }
 }

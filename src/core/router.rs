@@ -3,12 +3,15 @@
 use super::admin;
 use super::config::Ctx;
 use super::discovery;
+use super::gateway;
 use super::http::{BodyError, Method, Request, Response};
 use super::oauth::authz::error_page;
 use super::oauth::cors::{self, Exposure};
 use super::oauth::error::OAuthError;
 use super::oauth::token::Endpoint;
-use super::oauth::{authorize, hybrid, introspect, revoke, token, userinfo, verification};
+use super::oauth::{
+    authorize, hybrid, introspect, register, revoke, token, userinfo, verification,
+};
 use super::storage::Store;
 use super::tools;
 
@@ -52,6 +55,10 @@ pub async fn handle<S: Store>(ctx: &Ctx<'_, S>, req: &Request) -> Response {
         "/.well-known/openid-configuration"
         | "/.well-known/oauth-authorization-server"
         | "/id/keys" => Some(Exposure::Public),
+        // Browser-based MCP clients discover and register cross-origin.
+        p if p.starts_with(gateway::METADATA_PATH) || p.starts_with(register::PATH) => {
+            Some(Exposure::Public)
+        }
         "/services/oauth2/token"
         | "/services/oauth2/device"
         | "/services/oauth2/userinfo"
@@ -119,6 +126,17 @@ async fn route<S: Store>(ctx: &Ctx<'_, S>, req: &Request, path: &str) -> Respons
             _ => not_found(),
         },
         (p, _) if p == "/admin" || p.starts_with("/admin/") => admin::handle(ctx, req).await,
+        (register::PATH, _) => register::handle(ctx, req, None).await,
+        (p, _)
+            if p.starts_with(register::PATH)
+                && p.as_bytes().get(register::PATH.len()) == Some(&b'/') =>
+        {
+            let id = &p[register::PATH.len() + 1..];
+            register::handle(ctx, req, (!id.is_empty()).then_some(id)).await
+        }
+        (p, Get | Head) if p.starts_with(gateway::METADATA_PATH) => {
+            gateway::metadata(ctx, p).unwrap_or_else(not_found)
+        }
         ("/", Get | Head) => {
             Response::text(200, "edge-oauth: see /.well-known/openid-configuration\n")
         }

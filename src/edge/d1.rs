@@ -29,6 +29,10 @@ struct SettingsRow {
     allow_user_agent_flow: i64,
     allow_code_credentials_flow: i64,
     require_pkce: i64,
+    #[serde(default)]
+    open_registration: i64,
+    #[serde(default)]
+    metadata_document_prefixes: Option<String>,
     /// `shard_layout.high_water`, read with the settings (`shards.rs`).
     #[serde(default)]
     high_water: Option<u16>,
@@ -42,6 +46,11 @@ impl From<SettingsRow> for OrgSettings {
             allow_user_agent_flow: r.allow_user_agent_flow != 0,
             allow_code_credentials_flow: r.allow_code_credentials_flow != 0,
             require_pkce: r.require_pkce != 0,
+            open_registration: r.open_registration != 0,
+            client_id_metadata_document_prefixes: r
+                .metadata_document_prefixes
+                .and_then(|p| serde_json::from_str(&p).ok())
+                .unwrap_or_default(),
         }
     }
 }
@@ -63,7 +72,7 @@ fn app_changed(client_id: &str) {
     ORIGINS.with(TtlCache::clear);
 }
 
-const SETTINGS_COLUMNS: &str = "org_id, allow_username_password_flow, allow_user_agent_flow, allow_code_credentials_flow, require_pkce";
+const SETTINGS_COLUMNS: &str = "org_id, allow_username_password_flow, allow_user_agent_flow, allow_code_credentials_flow, require_pkce, open_registration, metadata_document_prefixes";
 
 impl SettingsStore for EdgeStore {
     async fn load_settings(&self) -> Result<Option<OrgSettings>, StoreError> {
@@ -90,7 +99,7 @@ impl SettingsStore for EdgeStore {
         // INSERT OR IGNORE: when two first requests race, the first org id stays.
         self.exec(
             &format!(
-                "INSERT OR IGNORE INTO settings (id, {SETTINGS_COLUMNS}) VALUES (1, ?, ?, ?, ?, ?)"
+                "INSERT OR IGNORE INTO settings (id, {SETTINGS_COLUMNS}) VALUES (1, ?, ?, ?, ?, ?, ?, ?)"
             ),
             &[
                 Arg::Text(&s.org_id),
@@ -98,6 +107,8 @@ impl SettingsStore for EdgeStore {
                 Arg::Int(s.allow_user_agent_flow.into()),
                 Arg::Int(s.allow_code_credentials_flow.into()),
                 Arg::Int(s.require_pkce.into()),
+                Arg::Int(s.open_registration.into()),
+                Arg::Text(&json(&s.client_id_metadata_document_prefixes)?),
             ],
         )
         .await?;
@@ -114,12 +125,14 @@ impl SettingsStore for EdgeStore {
     async fn save_settings(&self, s: &OrgSettings) -> Result<(), StoreError> {
         SETTINGS.with(|c| c.forget(""));
         self.exec(
-            "UPDATE settings SET allow_username_password_flow = ?, allow_user_agent_flow = ?, allow_code_credentials_flow = ?, require_pkce = ? WHERE id = 1",
+            "UPDATE settings SET allow_username_password_flow = ?, allow_user_agent_flow = ?, allow_code_credentials_flow = ?, require_pkce = ?, open_registration = ?, metadata_document_prefixes = ? WHERE id = 1",
             &[
                 Arg::Int(s.allow_username_password_flow.into()),
                 Arg::Int(s.allow_user_agent_flow.into()),
                 Arg::Int(s.allow_code_credentials_flow.into()),
                 Arg::Int(s.require_pkce.into()),
+                Arg::Int(s.open_registration.into()),
+                Arg::Text(&json(&s.client_id_metadata_document_prefixes)?),
             ],
         )
         .await?;
@@ -136,6 +149,8 @@ struct AppRow {
     scopes: String,
     policy: String,
     created_at: u64,
+    #[serde(default)]
+    registration: Option<String>,
 }
 
 impl AppRow {
@@ -148,17 +163,20 @@ impl AppRow {
             scopes: parse(&self.scopes)?,
             policy: parse(&self.policy)?,
             created_at: self.created_at,
+            registration: self.registration.as_deref().map(parse).transpose()?,
         })
     }
 }
 
-const APP_COLUMNS: &str = "client_id, secret_hash, name, callback_urls, scopes, policy, created_at";
+const APP_COLUMNS: &str =
+    "client_id, secret_hash, name, callback_urls, scopes, policy, created_at, registration";
 
 impl AppStore for EdgeStore {
     async fn create_app(&self, app: &App) -> Result<(), StoreError> {
+        let reg = app.registration.as_ref().map(json).transpose()?;
         app_changed(&app.client_id);
         self.exec(
-            &format!("INSERT INTO apps ({APP_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)"),
+            &format!("INSERT INTO apps ({APP_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"),
             &[
                 Arg::Text(&app.client_id),
                 Arg::Text(&app.secret_hash.0),
@@ -167,6 +185,7 @@ impl AppStore for EdgeStore {
                 Arg::Text(&json(&app.scopes)?),
                 Arg::Text(&json(&app.policy)?),
                 Arg::Int(app.created_at),
+                Arg::OptText(reg.as_deref()),
             ],
         )
         .await?;
@@ -196,20 +215,61 @@ impl AppStore for EdgeStore {
         rows.into_iter().map(AppRow::into_app).collect()
     }
     async fn update_app(&self, app: &App) -> Result<bool, StoreError> {
+        let reg = app.registration.as_ref().map(json).transpose()?;
         app_changed(&app.client_id);
         let n = self
             .exec(
-                "UPDATE apps SET name = ?, callback_urls = ?, scopes = ?, policy = ? WHERE client_id = ?",
+                "UPDATE apps SET name = ?, callback_urls = ?, scopes = ?, policy = ?, registration = ? WHERE client_id = ?",
                 &[
                     Arg::Text(&app.name),
                     Arg::Text(&json(&app.callback_urls)?),
                     Arg::Text(&json(&app.scopes)?),
                     Arg::Text(&json(&app.policy)?),
+                    Arg::OptText(reg.as_deref()),
                     Arg::Text(&app.client_id),
                 ],
             )
             .await?;
         Ok(n == 1)
+    }
+    async fn update_registered_app(
+        &self,
+        app: &App,
+        current: &SecretHash,
+    ) -> Result<bool, StoreError> {
+        let reg = app.registration.as_ref().map(json).transpose()?;
+        app_changed(&app.client_id);
+        // One conditional statement at the primary: the first update with the token replaces
+        // it, and every other one finds it gone.
+        let n = self
+            .exec(
+                "UPDATE apps SET name = ?, callback_urls = ?, scopes = ?, policy = ?, registration = ? \
+                 WHERE client_id = ? AND json_extract(registration, '$.access_token_hash') = ?",
+                &[
+                    Arg::Text(&app.name),
+                    Arg::Text(&json(&app.callback_urls)?),
+                    Arg::Text(&json(&app.scopes)?),
+                    Arg::Text(&json(&app.policy)?),
+                    Arg::OptText(reg.as_deref()),
+                    Arg::Text(&app.client_id),
+                    Arg::Text(&current.0),
+                ],
+            )
+            .await?;
+        Ok(n == 1)
+    }
+    async fn find_registered_app(
+        &self,
+        client_id: &str,
+        token_hash: &SecretHash,
+    ) -> Result<Option<App>, StoreError> {
+        let row: Option<AppRow> = self
+            .first(
+                &format!("SELECT {APP_COLUMNS} FROM apps WHERE client_id = ? AND json_extract(registration, '$.access_token_hash') = ?"),
+                &[Arg::Text(client_id), Arg::Text(&token_hash.0)],
+            )
+            .await?;
+        row.map(AppRow::into_app).transpose()
     }
     async fn rotate_app_secret(
         &self,

@@ -68,6 +68,25 @@ pub async fn to_core(req: worker::Request) -> Result<Request, Response> {
     })
 }
 
+/// The request without its body (the gateway's check; the body stream stays in `req`).
+pub fn head_to_core(req: &worker::Request) -> Result<Request, Response> {
+    let url = req
+        .url()
+        .map_err(|_| refuse_body("", BodyError::Unreadable))?;
+    Ok(Request {
+        method: Method::parse(req.method().as_ref()),
+        origin: url.origin().ascii_serialization(),
+        path: url.path().to_owned(),
+        query: url.query().unwrap_or_default().to_owned(),
+        headers: req
+            .headers()
+            .entries()
+            .map(|(k, v)| (k.to_ascii_lowercase(), v))
+            .collect(),
+        body: Vec::new(),
+    })
+}
+
 async fn read_body(
     req: &worker::Request,
     content_length: Option<&str>,

@@ -5,8 +5,11 @@ mod assets;
 mod crypto;
 mod d1;
 mod dev;
+mod gateway;
 mod http;
 mod kv;
+mod outbound;
+mod resources;
 mod shard_object;
 mod shards;
 mod store;
@@ -107,32 +110,87 @@ async fn scheduled(_event: worker::ScheduledEvent, env: Env, _ctx: worker::Sched
     }
 }
 
+/// The gateway's routes from `GATEWAY_ROUTES` and (development) `GATEWAY_UPSTREAM`; a broken
+/// setting is logged and serves no route (nothing is forwarded unchecked).
+fn gateway_routes(env: &Env) -> Vec<crate::core::gateway::GatewayRoute> {
+    let routes = var(env, "GATEWAY_ROUTES");
+    let upstream = var(env, "GATEWAY_UPSTREAM");
+    if routes.is_none() && upstream.is_none() {
+        return Vec::new();
+    }
+    crate::core::gateway::parse_routes(routes.as_deref(), upstream.as_deref()).unwrap_or_else(|e| {
+        worker::console_error!("{e}");
+        Vec::new()
+    })
+}
+
+fn config(env: &Env, keys: Keys, shards: u16) -> Config {
+    let (keys, stamp_key) = keys;
+    Config {
+        issuer: var(env, "ISSUER").map(|i| i.trim_end_matches('/').to_owned()),
+        admin_token: var(env, "ADMIN_TOKEN").map(Secret::new),
+        keys,
+        stamp_key,
+        shards,
+        signatures: crate::core::keys::SignatureCheck(Rc::new(crypto::WebCryptoVerifier)),
+        outbound: crate::core::outbound::Outbound(Rc::new(outbound::WorkerFetcher)),
+        gateway: gateway_routes(env),
+        dev_mode: var(env, "DEV_MODE").as_deref() == Some("1"),
+    }
+}
+
+/// A request under a gateway route: checked in the core (no body needed), then forwarded with
+/// its body stream untouched.
+async fn gateway_request(
+    req: worker::Request,
+    env: &Env,
+    route: crate::core::gateway::GatewayRoute,
+) -> worker::Result<worker::Response> {
+    let store = store::EdgeStore::new(env, store::Reads::Nearest)?;
+    let config = config(env, keys(env).await, store.shards.count);
+    let head = match http::head_to_core(&req) {
+        Ok(head) => head,
+        Err(resp) => return http::from_core(resp),
+    };
+    let ctx = Ctx {
+        store: &store,
+        clock: &JsClock,
+        rng: &OsRng,
+        config: &config,
+        issuer: config.issuer.clone().unwrap_or_else(|| head.origin.clone()),
+    };
+    match crate::core::gateway::decide(&ctx, &head, &route).await {
+        crate::core::gateway::Decision::Forward { url, identity } => {
+            gateway::forward(req, &url, identity).await
+        }
+        crate::core::gateway::Decision::Refuse(resp) => http::from_core(resp),
+    }
+}
+
 /// Requests whose D1 reads must be the latest (`store::Reads::Primary`): the admin API, the
 /// development endpoints, and the login and consent forms (a password just changed, a user
 /// just deactivated).
 fn needs_primary(r: &crate::core::http::Request) -> bool {
     r.path.starts_with("/admin")
         || dev::is_dev_path(&r.path)
+        // RFC 7592: a registration access token rotated a moment ago is checked at the primary.
+        || r.path.starts_with(crate::core::oauth::register::PATH)
         || (r.method == crate::core::http::Method::Post && r.path == "/services/oauth2/authorize")
 }
 
 #[event(fetch)]
 async fn fetch(req: worker::Request, env: Env, _ctx: Context) -> worker::Result<worker::Response> {
+    let path = req.path();
+    if let Some(route) = crate::core::gateway::route_for(&gateway_routes(&env), &path).cloned() {
+        return gateway_request(req, &env, route).await;
+    }
     let request = http::to_core(req).await;
     let reads = match &request {
         Ok(r) if needs_primary(r) => store::Reads::Primary,
         _ => store::Reads::Nearest,
     };
     let store = store::EdgeStore::new(&env, reads)?;
-    let (keys, stamp_key) = keys(&env).await;
-    let config = Config {
-        issuer: var(&env, "ISSUER").map(|i| i.trim_end_matches('/').to_owned()),
-        admin_token: var(&env, "ADMIN_TOKEN").map(Secret::new),
-        keys,
-        stamp_key,
-        shards: store.shards.count,
-        signatures: crate::core::keys::SignatureCheck(Rc::new(crypto::WebCryptoVerifier)),
-    };
+    let config = config(&env, keys(&env).await, store.shards.count);
     let path = request.as_ref().map(|r| r.path.clone()).unwrap_or_default();
     let response = match request {
         Ok(request) if dev::is_dev_path(&request.path) => {

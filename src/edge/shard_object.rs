@@ -37,7 +37,7 @@ const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS families (
   family_id TEXT PRIMARY KEY, client_id TEXT NOT NULL, user_id TEXT NOT NULL, scopes TEXT NOT NULL,
   auth_time INTEGER NOT NULL, created_at INTEGER NOT NULL, last_used_ms INTEGER NOT NULL, revoked_at INTEGER,
-  user_claims TEXT);
+  user_claims TEXT, resource TEXT);
 CREATE INDEX IF NOT EXISTS families_user ON families (user_id);
 CREATE INDEX IF NOT EXISTS families_client ON families (client_id);
 CREATE TABLE IF NOT EXISTS tokens (
@@ -48,7 +48,8 @@ CREATE TABLE IF NOT EXISTS code_redemptions (
   code_hash TEXT PRIMARY KEY, family_id TEXT NOT NULL, redeemed_at INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS epochs (subject TEXT PRIMARY KEY, valid_from_ms INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS registration_tokens (
-  token_hash TEXT PRIMARY KEY, expires_at INTEGER NOT NULL, used_at INTEGER);
+  token_hash TEXT PRIMARY KEY, expires_at INTEGER NOT NULL, used_at INTEGER, max_uses INTEGER,
+  uses INTEGER NOT NULL DEFAULT 0);
 CREATE TABLE IF NOT EXISTS web_sessions (sid_hash TEXT PRIMARY KEY, family_id TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS web_sessions_family ON web_sessions (family_id);
 CREATE TABLE IF NOT EXISTS jti_markers (key TEXT PRIMARY KEY, expires_at INTEGER NOT NULL);
@@ -57,6 +58,33 @@ CREATE TABLE IF NOT EXISTS device_grants (
   interval_s INTEGER NOT NULL, last_poll_ms INTEGER, decision TEXT, approved INTEGER, redeemed INTEGER NOT NULL DEFAULT 0);
 CREATE INDEX IF NOT EXISTS device_grants_user_code ON device_grants (user_code);
 ";
+
+/// Columns added after a table was first created, for shards created before them: each is added
+/// once, when the shard starts and finds it missing.
+const ADDED_COLUMNS: &[(&str, &str, &str)] = &[
+    ("families", "resource", "TEXT"),
+    ("registration_tokens", "max_uses", "INTEGER"),
+    ("registration_tokens", "uses", "INTEGER NOT NULL DEFAULT 0"),
+];
+
+/// Brings an older shard's tables up to [`SCHEMA`].
+fn add_missing_columns(sql: &SqlStorage) -> worker::Result<()> {
+    for (table, column, decl) in ADDED_COLUMNS {
+        let present: Vec<serde_json::Value> = sql
+            .exec(
+                &format!("SELECT name FROM pragma_table_info('{table}') WHERE name = ?"),
+                vec![text(column)],
+            )?
+            .to_array()?;
+        if present.is_empty() {
+            sql.exec(
+                &format!("ALTER TABLE {table} ADD COLUMN {column} {decl}"),
+                None,
+            )?;
+        }
+    }
+    Ok(())
+}
 
 #[durable_object]
 pub struct TokenShard {
@@ -281,7 +309,7 @@ fn apply(sql: &Sql, op: Op) -> OpResult<serde_json::Value> {
                 return Ok(json(&Redemption::UserInvalid.wire()));
             }
             sql.run(
-                "INSERT INTO families (family_id, client_id, user_id, scopes, auth_time, created_at, last_used_ms, user_claims) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO families (family_id, client_id, user_id, scopes, auth_time, created_at, last_used_ms, user_claims, resource) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 vec![
                     text(&family.family_id),
                     text(&family.client_id),
@@ -291,6 +319,7 @@ fn apply(sql: &Sql, op: Op) -> OpResult<serde_json::Value> {
                     int(family.created_at),
                     int(family.last_used_ms),
                     text(&family.user_claims),
+                    family.resource.as_deref().map_or(SqlStorageValue::Null, text),
                 ],
             )?;
             for t in &tokens {
@@ -301,7 +330,7 @@ fn apply(sql: &Sql, op: Op) -> OpResult<serde_json::Value> {
         }
         Op::FindWebSession { hash } => {
             let row: Option<serde_json::Value> = sql.first(
-                "SELECT f.family_id, f.client_id, f.user_id, f.scopes, f.auth_time, f.created_at, f.last_used_ms, f.revoked_at \
+                "SELECT f.family_id, f.client_id, f.user_id, f.scopes, f.auth_time, f.created_at, f.last_used_ms, f.revoked_at, f.resource \
                  FROM web_sessions w JOIN families f ON f.family_id = w.family_id WHERE w.sid_hash = ?",
                 vec![text(&hash)],
             )?;
@@ -310,7 +339,7 @@ fn apply(sql: &Sql, op: Op) -> OpResult<serde_json::Value> {
         Op::Find { hash } => {
             let row: Option<FoundRow> = sql.first(
                 "SELECT t.token_hash, t.family_id, t.kind, t.scopes AS token_scopes, t.created_at AS token_created_at, t.expires_at, t.state, t.rotated_ms, \
-                 f.client_id, f.user_id, f.scopes AS family_scopes, f.auth_time, f.created_at AS family_created_at, f.last_used_ms, f.revoked_at, f.user_claims \
+                 f.client_id, f.user_id, f.scopes AS family_scopes, f.auth_time, f.created_at AS family_created_at, f.last_used_ms, f.revoked_at, f.user_claims, f.resource \
                  FROM tokens t JOIN families f ON f.family_id = t.family_id WHERE t.token_hash = ?",
                 vec![text(&hash)],
             )?;
@@ -435,7 +464,7 @@ fn apply(sql: &Sql, op: Op) -> OpResult<serde_json::Value> {
         Op::UnexpiredAccess { user_id, now_s } => {
             let rows: Vec<FoundRow> = sql.rows(
                 "SELECT t.token_hash, t.family_id, t.kind, t.scopes AS token_scopes, t.created_at AS token_created_at, t.expires_at, t.state, t.rotated_ms, \
-                 f.client_id, f.user_id, f.scopes AS family_scopes, f.auth_time, f.created_at AS family_created_at, f.last_used_ms, f.revoked_at, f.user_claims \
+                 f.client_id, f.user_id, f.scopes AS family_scopes, f.auth_time, f.created_at AS family_created_at, f.last_used_ms, f.revoked_at, f.user_claims, f.resource \
                  FROM tokens t JOIN families f ON f.family_id = t.family_id \
                  WHERE f.user_id = ? AND t.kind = 'access' AND t.state != 'revoked' AND t.expires_at > ?",
                 vec![text(&user_id), int(now_s)],
@@ -449,12 +478,25 @@ fn apply(sql: &Sql, op: Op) -> OpResult<serde_json::Value> {
             )?;
             Ok(json(&true))
         }
-        Op::CreateRegistrationToken { hash, expires_at } => {
+        Op::CreateRegistrationToken {
+            hash,
+            expires_at,
+            max_uses,
+        } => {
             sql.run(
-                "INSERT INTO registration_tokens (token_hash, expires_at) VALUES (?, ?)",
-                vec![text(&hash), int(expires_at)],
+                "INSERT INTO registration_tokens (token_hash, expires_at, max_uses) VALUES (?, ?, ?)",
+                vec![text(&hash), int(expires_at), opt_int(max_uses.map(u64::from))],
             )?;
             Ok(json(&true))
+        }
+        // One statement decides: of concurrent uses past the limit, none is counted.
+        Op::UseRegistrationToken { hash, now_s } => {
+            let used = sql.run(
+                "UPDATE registration_tokens SET uses = uses + 1, used_at = ? \
+                 WHERE token_hash = ? AND expires_at > ? AND (max_uses IS NULL OR uses < max_uses)",
+                vec![int(now_s), text(&hash), int(now_s)],
+            )?;
+            Ok(json(&(used > 0)))
         }
         op @ (Op::StartDevice { .. }
         | Op::FindDevice { .. }
@@ -620,7 +662,11 @@ impl TokenShard {
 
 impl DurableObject for TokenShard {
     fn new(state: State, env: Env) -> Self {
-        if let Err(e) = state.storage().sql().exec(SCHEMA, None) {
+        let sql = state.storage().sql();
+        if let Err(e) = sql
+            .exec(SCHEMA, None)
+            .and_then(|_| add_missing_columns(&sql))
+        {
             worker::console_error!("shard schema: {e}");
         }
         Self {

@@ -89,6 +89,12 @@ pub enum Op {
     CreateRegistrationToken {
         hash: String,
         expires_at: u64,
+        max_uses: Option<u32>,
+    },
+    /// Counts one use of an unexpired initial access token with uses left.
+    UseRegistrationToken {
+        hash: String,
+        now_s: u64,
     },
     /// Records a device grant unless a live one has its user code.
     StartDevice {
@@ -149,6 +155,9 @@ pub struct FamilyRow {
     pub last_used_ms: u64,
     /// The user's claims (JSON), for the family's refreshes.
     pub user_claims: String,
+    /// RFC 8707: the resource the family's access tokens are for.
+    #[serde(default)]
+    pub resource: Option<String>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -172,6 +181,8 @@ pub struct StoredFamily {
     created_at: u64,
     last_used_ms: u64,
     revoked_at: Option<u64>,
+    #[serde(default)]
+    resource: Option<String>,
 }
 
 impl StoredFamily {
@@ -185,6 +196,7 @@ impl StoredFamily {
             created_at_s: self.created_at,
             last_used_at_ms: self.last_used_ms,
             revoked_at_s: self.revoked_at,
+            resource: self.resource,
         })
     }
 }
@@ -209,6 +221,8 @@ pub struct FoundRow {
     revoked_at: Option<u64>,
     #[serde(default)]
     user_claims: Option<String>,
+    #[serde(default)]
+    resource: Option<String>,
 }
 
 /// What one shard holds (the development-only `/dev/shards`, and the alarm's "anything left").
@@ -309,6 +323,7 @@ impl FoundRow {
             created_at_s: self.family_created_at,
             last_used_at_ms: self.last_used_ms,
             revoked_at_s: self.revoked_at,
+            resource: self.resource,
         };
         Ok((token, family, self.rotated_ms))
     }
@@ -508,6 +523,7 @@ impl EdgeStore {
                 created_at: f.created_at_s,
                 last_used_ms: f.last_used_at_ms,
                 user_claims: serde_json::to_string(&issue.user).map_err(backend)?,
+                resource: f.resource.clone(),
             },
             tokens: token_rows(&issue.tokens)?,
             web_sessions: hex_list(&issue.web_sessions),

@@ -32,6 +32,7 @@ pub struct EdgeStore {
     password_limiter: Option<RateLimiter>,
     user_code_limiter: Option<RateLimiter>,
     client_limiter: Option<RateLimiter>,
+    register_limiter: Option<RateLimiter>,
     kv_trips: Cell<u32>,
     d1_trips: Cell<u32>,
 }
@@ -120,6 +121,7 @@ impl EdgeStore {
             password_limiter: env.rate_limiter("RL_PASSWORD").ok(),
             user_code_limiter: env.rate_limiter("RL_USER_CODE").ok(),
             client_limiter: env.rate_limiter("RL_CLIENT").ok(),
+            register_limiter: env.rate_limiter("RL_REGISTER").ok(),
             kv_trips: Cell::new(0),
             d1_trips: Cell::new(0),
         })
@@ -228,6 +230,7 @@ impl Throttle for EdgeStore {
             Limit::PasswordGrant => (&self.password_limiter, "RL_PASSWORD"),
             Limit::UserCode => (&self.user_code_limiter, "RL_USER_CODE"),
             Limit::ClientAuth => (&self.client_limiter, "RL_CLIENT"),
+            Limit::Registration => (&self.register_limiter, "RL_REGISTER"),
         };
         match limiter {
             Some(l) => Ok(l.limit(key.to_owned()).await.map_err(backend)?.success),

@@ -8,9 +8,11 @@ use std::sync::OnceLock;
 
 use edge_oauth::core::config::{Config, Ctx};
 use edge_oauth::core::env::{MockClock, OsRng};
+use edge_oauth::core::gateway::parse_routes;
 use edge_oauth::core::http::{Method, Request, Response};
 use edge_oauth::core::keys::KeySet;
 use edge_oauth::core::oauth::stamp::StampKey;
+use edge_oauth::core::outbound::{FetchError, FetchFuture, Fetched, Fetcher, Outbound};
 use edge_oauth::core::router;
 use edge_oauth::core::secret::{b64url, sha256, Secret};
 use edge_oauth::core::storage::memory::MemoryStore;
@@ -22,6 +24,8 @@ pub const CALLBACK: &str = "https://app.example.com/cb";
 pub const PASSWORD: &str = "correct horse battery";
 /// The session cookie's name under an https issuer (`__Host-` prefix, RFC 6265bis).
 pub const SID: &str = "__Host-eo_sid";
+/// The upstream of the two demo gateway routes.
+pub const UPSTREAM: &str = "https://upstream.example.net";
 pub const ADMIN: &str = "admin-token-for-tests-0123456789abcdefghijk";
 
 fn test_pem() -> &'static str {
@@ -37,6 +41,50 @@ pub struct Server {
     pub store: MemoryStore,
     pub clock: MockClock,
     pub config: Config,
+    /// What the server's outbound fetches find (client ID metadata documents), by URL.
+    pub web: Rc<Web>,
+}
+
+/// The "internet" of the flow tests: URL → answer. Counts the fetches made.
+#[derive(Default)]
+pub struct Web {
+    pub pages: RefCell<HashMap<String, Result<Fetched, FetchError>>>,
+    pub fetches: RefCell<Vec<String>>,
+}
+
+impl Web {
+    /// Serves `body` at `url` with status 200 and `cache_control`.
+    pub fn serve(&self, url: &str, body: &Value, cache_control: Option<&str>) {
+        self.answer(url, 200, body.to_string().as_bytes(), cache_control);
+    }
+    pub fn answer(&self, url: &str, status: u16, body: &[u8], cache_control: Option<&str>) {
+        self.pages.borrow_mut().insert(
+            url.into(),
+            Ok(Fetched {
+                status,
+                body: body.to_vec(),
+                cache_control: cache_control.map(str::to_owned),
+            }),
+        );
+    }
+}
+
+impl Fetcher for Web {
+    fn get<'a>(&'a self, url: &'a str, max_bytes: usize, _timeout_ms: u64) -> FetchFuture<'a> {
+        self.fetches.borrow_mut().push(url.to_owned());
+        let answer = self
+            .pages
+            .borrow()
+            .get(url)
+            .cloned()
+            .unwrap_or_else(|| Err(FetchError::Unreachable("connection refused".into())));
+        Box::pin(async move {
+            match answer {
+                Ok(f) if f.body.len() > max_bytes => Err(FetchError::TooLarge),
+                other => other,
+            }
+        })
+    }
 }
 
 pub struct Reply {
@@ -96,7 +144,9 @@ pub struct App {
 
 impl Server {
     pub fn new() -> Self {
+        let web = Rc::new(Web::default());
         Server {
+            web: web.clone(),
             store: MemoryStore::new(),
             clock: MockClock::at_ms(1_800_000_000_000),
             config: Config {
@@ -108,6 +158,9 @@ impl Server {
                 // than its family's (which the memory store refuses) fails a test.
                 shards: 4,
                 signatures: Default::default(),
+                outbound: Outbound(web),
+                gateway: parse_routes(None, Some(UPSTREAM)).unwrap(),
+                dev_mode: false,
             },
         }
     }

@@ -149,6 +149,19 @@ fn view(app: &App, secret: Option<&Secret>) -> Value {
     if let Some(obj) = v.as_object_mut() {
         obj.insert("client_id".into(), app.client_id.clone().into());
         obj.insert("created_at".into(), app.created_at.into());
+        // How a registered client came to be (never its registration access token's hash).
+        if let Some(r) = &app.registration {
+            obj.insert(
+                "registration".into(),
+                serde_json::json!({
+                    "kind": r.kind,
+                    "grant_types": r.grant_types,
+                    "response_types": r.response_types,
+                    "token_endpoint_auth_method": r.token_endpoint_auth_method,
+                    "issued_at": r.issued_at_s,
+                }),
+            );
+        }
         if let Some(s) = secret {
             obj.insert("client_secret".into(), s.expose().into());
         }
@@ -186,6 +199,7 @@ pub async fn create<S: Store>(ctx: &Ctx<'_, S>, req: &Request) -> AdminResult {
         scopes: input.scopes,
         policy: input.policy,
         created_at: ctx.now_s(),
+        registration: None,
     };
     ctx.store.create_app(&app).await?;
     json(201, &view(&app, Some(&secret)))
@@ -224,6 +238,7 @@ pub async fn update<S: Store>(ctx: &Ctx<'_, S>, req: &Request, id: &str) -> Admi
     };
     merged.remove("client_id");
     merged.remove("created_at");
+    merged.remove("registration");
     merged.extend(patch);
     let input = parse_input(merged)?;
     let updated = App {

@@ -3,6 +3,7 @@
 
 mod apps;
 mod assets;
+mod resources;
 mod settings;
 mod users;
 
@@ -105,7 +106,14 @@ fn authorized<S: Store>(ctx: &Ctx<'_, S>, req: &Request) -> Result<(), AdminErro
 }
 
 async fn route<S: Store>(ctx: &Ctx<'_, S>, req: &Request) -> AdminResult {
-    let parts: Vec<&str> = req.path.trim_start_matches("/admin/").split('/').collect();
+    // Segments are decoded: a metadata-document client's id is a URL.
+    let decoded: Vec<String> = req
+        .path
+        .trim_start_matches("/admin/")
+        .split('/')
+        .map(super::http::percent_decode)
+        .collect();
+    let parts: Vec<&str> = decoded.iter().map(String::as_str).collect();
     match (req.method, parts.as_slice()) {
         (Method::Post, ["apps"]) => apps::create(ctx, req).await,
         (Method::Get, ["apps"]) => apps::list(ctx).await,
@@ -126,9 +134,14 @@ async fn route<S: Store>(ctx: &Ctx<'_, S>, req: &Request) -> AdminResult {
         (Method::Post, ["registration-tokens"]) => {
             settings::mint_registration_token(ctx, req).await
         }
+        (Method::Get, ["resources"]) => resources::list(ctx).await,
+        (Method::Post, ["resources"]) => resources::create(ctx, req).await,
+        (Method::Delete, ["resources", id]) => resources::delete(ctx, id).await,
         (_, ["apps"] | ["apps", _] | ["apps", _, "secret"] | ["apps", _, "users", _])
         | (_, ["users"] | ["users", _] | ["settings"] | ["registration-tokens"])
-        | (_, ["assets"] | ["assets", _]) => Err(AdminError::method()),
+        | (_, ["assets"] | ["assets", _] | ["resources"] | ["resources", _]) => {
+            Err(AdminError::method())
+        }
         _ => Err(AdminError::not_found("resource")),
     }
 }

@@ -16,6 +16,8 @@ struct SettingsPatch {
     allow_user_agent_flow: Option<bool>,
     allow_code_credentials_flow: Option<bool>,
     require_pkce: Option<bool>,
+    open_registration: Option<bool>,
+    client_id_metadata_document_prefixes: Option<Vec<String>>,
 }
 
 pub async fn read<S: Store>(ctx: &Ctx<'_, S>) -> AdminResult {
@@ -40,6 +42,21 @@ pub async fn update<S: Store>(ctx: &Ctx<'_, S>, req: &Request) -> AdminResult {
         patch.allow_code_credentials_flow,
     );
     set(&mut s.require_pkce, patch.require_pkce);
+    set(&mut s.open_registration, patch.open_registration);
+    if let Some(prefixes) = patch.client_id_metadata_document_prefixes {
+        // A prefix must pin at least the origin, so it cannot widen to other hosts.
+        for p in &prefixes {
+            let pinned = url::Url::parse(p)
+                .is_ok_and(|u| matches!(u.scheme(), "https" | "http") && u.has_host())
+                && p.matches('/').count() >= 3;
+            if !pinned {
+                return Err(AdminError::bad_request(format!(
+                    "client_id_metadata_document_prefixes entries must be URLs with a path, like https://clients.example.com/ : {p}"
+                )));
+            }
+        }
+        s.client_id_metadata_document_prefixes = prefixes;
+    }
     ctx.store.save_settings(&s).await?;
     json(200, &s)
 }
@@ -48,6 +65,8 @@ pub async fn update<S: Store>(ctx: &Ctx<'_, S>, req: &Request) -> AdminResult {
 #[serde(deny_unknown_fields)]
 struct TokenRequest {
     expires_in_s: Option<u64>,
+    /// How many registrations the token allows; absent: any number until it expires.
+    max_uses: Option<u32>,
 }
 
 /// An initial access token for dynamic client registration (RFC 7591 §3), shown once.
@@ -59,13 +78,22 @@ pub async fn mint_registration_token<S: Store>(ctx: &Ctx<'_, S>, req: &Request) 
             "expires_in_s must be between 60 and 31536000",
         ));
     }
+    if input.max_uses == Some(0) {
+        return Err(AdminError::bad_request(
+            "max_uses must be at least 1 (or absent for any number)",
+        ));
+    }
     let token = crate::core::oauth::issue::routed_secret(ctx, 43);
     let expires_at = ctx.now_s() + ttl;
     ctx.store
-        .create_registration_token(&token_key(token.expose()), expires_at)
+        .create_registration_token(&token_key(token.expose()), expires_at, input.max_uses)
         .await?;
     json(
         201,
-        &serde_json::json!({ "token": token.expose(), "expires_at": expires_at }),
+        &serde_json::json!({
+            "token": token.expose(),
+            "expires_at": expires_at,
+            "max_uses": input.max_uses,
+        }),
     )
 }

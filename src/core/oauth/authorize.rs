@@ -6,11 +6,14 @@
 //! with `state`.
 
 use super::authz::{AuthorizationRequest, Failure, Prompt, ResponseMode, ResponseType};
+use super::client_metadata;
 use super::error::{sf, ErrorCode, OAuthError};
 use super::headless;
 use super::interaction;
+use super::metadata_document;
 use super::pkce;
 use super::redirect;
+use super::resource;
 use super::scope::ScopeSet;
 use crate::core::config::Ctx;
 use crate::core::http::{Params, Request, Response};
@@ -104,11 +107,14 @@ pub async fn parse<S: Store>(
         .get("client_id")
         .map_err(page)?
         .ok_or_else(unknown_client)?;
-    let app = ctx
-        .store
-        .get_app(client_id)
-        .await?
-        .ok_or_else(unknown_client)?;
+    let app = if metadata_document::is_document_url(client_id) {
+        metadata_document::app(ctx, client_id).await?
+    } else {
+        ctx.store
+            .get_app(client_id)
+            .await?
+            .ok_or_else(unknown_client)?
+    };
     let redirect_uri = params.get("redirect_uri").map_err(page)?.ok_or_else(|| {
         Failure::Page(OAuthError::new(
             ErrorCode::RedirectUriMissing,
@@ -135,6 +141,7 @@ pub async fn parse<S: Store>(
         max_age_s: None,
         login_hint: None,
         device: None,
+        resource: None,
     };
     let parsed = parse_rest(params, &app, &mut areq);
     // Salesforce's "Allow OAuth User-Agent Flows" (salesforce-reference.md §11.3): blocking it
@@ -146,10 +153,34 @@ pub async fn parse<S: Store>(
         );
         return Err(Failure::Redirect(Box::new(areq), e));
     }
+    let parsed = match parsed {
+        Ok(()) => registered_for(&app, params, &mut areq, ctx).await,
+        Err(e) => Err(e),
+    };
     match parsed {
         Ok(()) => Ok((app, areq)),
         Err(e) => Err(Failure::Redirect(Box::new(areq), e)),
     }
+}
+
+/// What needs more than the request itself: a registered client asks only for the response
+/// types it registered (RFC 7591 §2), and a `resource` must be one the org knows (RFC 8707).
+async fn registered_for<S: Store>(
+    app: &App,
+    params: &Params,
+    areq: &mut AuthorizationRequest,
+    ctx: &Ctx<'_, S>,
+) -> Result<(), OAuthError> {
+    if let (Some(reg), Some(raw)) = (&app.registration, params.get("response_type")?) {
+        if !client_metadata::allows_response_type(reg, raw) {
+            return Err(OAuthError::new(
+                ErrorCode::UnauthorizedClient,
+                "response type not registered for this client",
+            ));
+        }
+    }
+    areq.resource = resource::requested(ctx, params).await?;
+    Ok(())
 }
 
 fn parse_rest(

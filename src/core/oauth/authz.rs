@@ -127,6 +127,9 @@ pub struct AuthorizationRequest {
     /// login and consent pages end in a page, not a redirect (`verification.rs`).
     #[serde(default)]
     pub device: Option<String>,
+    /// RFC 8707: the resource the tokens will be for.
+    #[serde(default)]
+    pub resource: Option<String>,
 }
 
 /// How a failed authorization request is answered.
@@ -296,6 +299,7 @@ pub async fn mint_code<S: Store>(
         authenticated_at_ms: authn.started_ms,
         family_id: super::issue::new_family_id(ctx),
         user,
+        resource: areq.resource.clone(),
     };
     ctx.store.put_code(&code.hash(), &grant).await?;
     Ok(code)

@@ -244,6 +244,7 @@ async fn issue<S: Store>(
         scopes: &scopes,
         auth_time_s,
         nonce: None,
+        resource: None,
     };
     let minted = mint(
         ctx,

@@ -35,6 +35,14 @@ pub enum ErrorCode {
     SlowDown,
     /// RFC 8628 §3.5: the device code expired.
     ExpiredToken,
+    /// RFC 8707 §2: the `resource` is unknown, malformed, or not the grant's.
+    InvalidTarget,
+    /// RFC 7591 §3.2.2: a redirect URI a client may not register.
+    InvalidRedirectUri,
+    /// RFC 7591 §3.2.2: other client metadata that cannot be accepted.
+    InvalidClientMetadata,
+    /// RFC 6750 §3.1: the token is valid but lacks a scope the resource needs (403).
+    InsufficientScope,
     ServerError,
     /// RFC 6749 §4.1.2.1: the part of the server that owns this request's key is unavailable
     /// for now (a shard); nothing was used up, and the request may be retried.
@@ -66,6 +74,10 @@ impl ErrorCode {
             Self::AuthorizationPending => "authorization_pending",
             Self::SlowDown => "slow_down",
             Self::ExpiredToken => "expired_token",
+            Self::InvalidTarget => "invalid_target",
+            Self::InvalidRedirectUri => "invalid_redirect_uri",
+            Self::InvalidClientMetadata => "invalid_client_metadata",
+            Self::InsufficientScope => "insufficient_scope",
             Self::ServerError => "server_error",
             Self::TemporarilyUnavailable => "temporarily_unavailable",
         }
@@ -124,6 +136,7 @@ impl OAuthError {
     pub fn status(&self) -> u16 {
         match self.code {
             ErrorCode::InvalidClient | ErrorCode::InvalidToken => 401,
+            ErrorCode::InsufficientScope => 403,
             ErrorCode::RateLimitExceeded => 429,
             ErrorCode::ServerError => 500,
             ErrorCode::TemporarilyUnavailable => 503,

@@ -143,6 +143,7 @@ async fn run<S: Store>(
         max_age_s: None,
         login_hint: None,
         device: None,
+        resource: None,
     };
     let authn = Authn {
         auth_time_s: ctx.now_s(),

@@ -1,5 +1,8 @@
 //! `POST /services/oauth2/introspect` (RFC 7662): client-authenticated; a client sees only its
-//! own tokens, anything else is `{"active":false}`. A refresh token is active exactly when the
+//! own tokens, anything else is `{"active":false}` — unless its app may introspect every token
+//! (`introspect_all_tokens`, for API gateways). Active answers carry what a gateway needs:
+//! `sub`, `username`, `scope`, `client_id`, `exp`, `aud` (the RFC 8707 resource, else the
+//! issuer), `iss`, `token_type`. A refresh token is active exactly when the
 //! token endpoint would accept it (family, state, reuse grace, the app's refresh token policy).
 
 use super::bearer;
@@ -39,7 +42,7 @@ async fn introspect<S: Store>(ctx: &Ctx<'_, S>, req: &Request) -> Result<Respons
         let Some(live) = bearer::live_access(ctx, token).await? else {
             return inactive();
         };
-        if live.client_id != client.app.client_id {
+        if !may_see(&client.app, &live.client_id) {
             return inactive();
         }
         return Ok(Response::json(
@@ -54,6 +57,7 @@ async fn introspect<S: Store>(ctx: &Ctx<'_, S>, req: &Request) -> Result<Respons
                 "iat": live.created_at_s,
                 "nbf": live.created_at_s,
                 "exp": live.expires_at_s,
+                "aud": live.resource.as_deref().unwrap_or(&ctx.issuer),
                 "iss": ctx.issuer,
             }),
         ));
@@ -62,7 +66,16 @@ async fn introspect<S: Store>(ctx: &Ctx<'_, S>, req: &Request) -> Result<Respons
     let Some(found) = bearer::find(ctx, token).await? else {
         return inactive();
     };
-    if found.family.client_id != client.app.client_id || !is_live(ctx, &client.app, &found) {
+    if !may_see(&client.app, &found.family.client_id) {
+        return inactive();
+    }
+    // Liveness by the rules of the token's own app (its refresh token policy).
+    let owner = if found.family.client_id == client.app.client_id {
+        Some(client.app.clone())
+    } else {
+        ctx.store.get_app(&found.family.client_id).await?
+    };
+    if !owner.is_some_and(|app| is_live(ctx, &app, &found)) {
         return inactive();
     }
     let Some(user) = found.user.as_ref() else {
@@ -80,12 +93,18 @@ async fn introspect<S: Store>(ctx: &Ctx<'_, S>, req: &Request) -> Result<Respons
         },
         "iat": found.token.created_at_s,
         "nbf": found.token.created_at_s,
+        "aud": found.family.resource.as_deref().unwrap_or(&ctx.issuer),
         "iss": ctx.issuer,
     });
     if let Some(exp) = found.token.expires_at_s {
         body["exp"] = exp.into();
     }
     Ok(Response::json(200, &body))
+}
+
+/// Whether `app` may learn about a token issued to `owner`.
+fn may_see(app: &crate::core::model::App, owner: &str) -> bool {
+    app.policy.introspect_all_tokens || app.client_id == owner
 }
 
 /// Whether the token could be used right now, by the same rules as where it is used.

@@ -84,6 +84,7 @@ pub async fn mint<S: Store>(
         created_at_s: now,
         expires_at_s,
         user: grant.claims.clone(),
+        resource: grant.resource.map(str::to_owned),
     };
     Ok(Minted {
         copy: (access.hash(), copy),
@@ -124,6 +125,7 @@ pub fn first_issue<S: Store>(
             created_at_s: ctx.now_s(),
             last_used_at_ms: ctx.clock.now_ms(),
             revoked_at_s: None,
+            resource: grant.resource.map(str::to_owned),
         },
         user: grant.claims.clone(),
         tokens: minted.records.clone(),
@@ -178,7 +180,8 @@ pub async fn revoke_family<S: Store>(
 
 /// A JWT access token (the app's `jwt_access_tokens`): RFC 9068 with `typ: at+jwt`, so that it
 /// can never pass for an ID token (RFC 8725 §3.11): its `aud` is the resource it is for — the
-/// instance URL, where the APIs live — never the client id; it carries `client_id`, `jti` (with
+/// one the request named (RFC 8707 §2), else the instance URL, where the APIs live — never the
+/// client id; it carries `client_id`, `jti` (with
 /// the age stamp), and `scp` as Salesforce's Mobile SDK reads it (and RFC 9068's `scope`), plus
 /// Salesforce's `tty`/`tnk`/`ver` header fields. It is stored hashed and checked like an opaque
 /// token, so revocation applies to it too.
@@ -191,7 +194,7 @@ async fn jwt_access_token<S: Store>(
     let claims = serde_json::json!({
         "iss": ctx.issuer,
         "sub": identity_url(ctx, grant.org_id, grant.user_id),
-        "aud": ctx.issuer,
+        "aud": grant.resource.unwrap_or(&ctx.issuer),
         "client_id": grant.app.client_id,
         "scp": grant.scopes.as_slice(),
         "scope": grant.scopes.joined(),
@@ -245,6 +248,8 @@ pub struct Grant<'a> {
     pub scopes: &'a ScopeSet,
     pub auth_time_s: u64,
     pub nonce: Option<&'a str>,
+    /// RFC 8707: the resource the access token is for (its audience); `None` for none named.
+    pub resource: Option<&'a str>,
 }
 
 /// What an ID token is issued beside, and bound to by its hash.

@@ -111,6 +111,14 @@ pub fn consent(app: &App, user: &User, areq: &AuthorizationRequest, form: &Form<
                 li { (describe_scope(s)) " " small { "(" (s) ")" } }
             }
         }
+        // A client that registered itself names itself: say where the answer really goes
+        // (RFC 9700 §4.11.2, the client ID metadata document draft's consent advice).
+        @if let (Some(_), Some(host)) = (&app.registration, redirect_host(&areq.redirect_uri)) {
+            p class="redirect-host" { "This app registered itself; after you answer you will be sent to " strong { (host) } "." }
+        }
+        @if let Some(resource) = &areq.resource {
+            p { "Access is for " strong { (resource) } " only." }
+        }
         form method="post" action="/services/oauth2/authorize" {
             (hidden(form))
             button type="submit" name="approve" value="1" { "Allow" }
@@ -124,6 +132,16 @@ pub fn consent(app: &App, user: &User, areq: &AuthorizationRequest, form: &Form<
         layout("Allow access", body),
         &csp_source(&areq.redirect_uri),
     )
+}
+
+/// The host (and port) of a redirect URI, as a person should read it.
+fn redirect_host(uri: &str) -> Option<String> {
+    let url = url::Url::parse(uri).ok()?;
+    let host = url.host_str()?;
+    Some(match url.port() {
+        Some(p) => format!("{host}:{p}"),
+        None => host.to_owned(),
+    })
 }
 
 /// Why the device code page is shown again.

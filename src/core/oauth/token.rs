@@ -63,6 +63,7 @@ async fn dispatch<S: Store>(
     req: &Request,
     params: &Params,
 ) -> Result<Response, OAuthError> {
+    registered_grant(ctx, req, params).await?;
     // Salesforce's device authorization lives on the token endpoint (salesforce-reference.md §8).
     if params.get("response_type")? == Some("device_code") && params.get("grant_type")?.is_none() {
         return device::authorize(ctx, req, params, Dialect::Salesforce).await;
@@ -91,5 +92,52 @@ async fn dispatch<S: Store>(
             sf::GRANT_NOT_SUPPORTED,
         )),
         None => Err(OAuthError::invalid_request("grant_type required")),
+    }
+}
+
+/// RFC 7591 §2: a registered client uses only the grant types it registered
+/// (`unauthorized_client` otherwise); an operator's app, every one. Decided from the client id
+/// the request names, before any grant work; the grant then authenticates the client.
+async fn registered_grant<S: Store>(
+    ctx: &Ctx<'_, S>,
+    req: &Request,
+    params: &Params,
+) -> Result<(), OAuthError> {
+    let Some(grant_type) = params.get("grant_type")? else {
+        return Ok(());
+    };
+    // The client the request names: its credentials, else (JWT bearer without client
+    // authentication) the assertion's issuer.
+    let named = super::client_auth::credentials(req, params)?.map(|c| c.client_id);
+    let client_id = match named {
+        Some(id) => id,
+        None => match params.get("assertion")? {
+            Some(jwt) => match super::assertion::Untrusted::parse(jwt)
+                .ok()
+                .and_then(|t| t.claim("iss").map(str::to_owned))
+            {
+                Some(iss) => iss,
+                None => return Ok(()),
+            },
+            None => return Ok(()),
+        },
+    };
+    let Some(app) = ctx.store.get_app(&client_id).await? else {
+        return Ok(());
+    };
+    // Salesforce's own names for the grants the registrable ones stand for.
+    let grant_type = match grant_type {
+        "hybrid_auth_code" => "authorization_code",
+        "hybrid_refresh" => "refresh_token",
+        "device" => super::device::GRANT_TYPE,
+        other => other,
+    };
+    if app.allows_grant(grant_type) {
+        Ok(())
+    } else {
+        Err(OAuthError::new(
+            ErrorCode::UnauthorizedClient,
+            "grant type not registered for this client",
+        ))
     }
 }

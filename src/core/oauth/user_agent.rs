@@ -61,6 +61,7 @@ pub async fn issue<S: Store>(
         scopes: &scopes,
         auth_time_s: authn.auth_time_s,
         nonce: areq.nonce.as_deref(),
+        resource: areq.resource.as_deref(),
     };
     let minted = mint(ctx, &grant, &family_id, with_refresh)
         .await
@@ -130,6 +131,7 @@ pub async fn code_id_token<S: Store>(
         scopes: &scopes,
         auth_time_s: authn.auth_time_s,
         nonce: areq.nonce.as_deref(),
+        resource: areq.resource.as_deref(),
     };
     id_token(ctx, &grant, BoundTo::Code(code))
         .await

@@ -107,6 +107,7 @@ async fn entered<S: Store>(ctx: &Ctx<'_, S>, req: &Request) -> Result<Response, 
         max_age_s: None,
         login_hint: None,
         device: Some(grant.user_code),
+        resource: None,
     };
     match current_session(ctx, req, &app.client_id).await? {
         Some(s) => proceed(ctx, req, &app, areq, &s.user, s.authn, s.grant).await,

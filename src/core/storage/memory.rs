@@ -20,7 +20,9 @@ pub struct MemoryStore {
     apps: RefCell<BTreeMap<String, App>>,
     users: RefCell<BTreeMap<String, User>>,
     grants: RefCell<HashMap<(String, String), AppUserGrant>>,
-    registration_tokens: RefCell<HashMap<String, u64>>,
+    /// Initial access tokens: expiry, uses left (`None`: any number).
+    registration_tokens: RefCell<HashMap<String, (u64, Option<u32>)>>,
+    resources: RefCell<BTreeMap<String, ProtectedResource>>,
     assets: RefCell<BTreeMap<String, Asset>>,
     /// Device grants by device code hash.
     devices: RefCell<HashMap<String, DeviceRow>>,
@@ -53,6 +55,7 @@ pub const MEMORY_LOGIN_LIMIT: u32 = 10;
 pub const MEMORY_LOGIN_IP_LIMIT: u32 = 100;
 pub const MEMORY_PASSWORD_GRANT_LIMIT: u32 = 9;
 pub const MEMORY_USER_CODE_LIMIT: u32 = 10;
+pub const MEMORY_REGISTRATION_LIMIT: u32 = 20;
 pub const MEMORY_CLIENT_AUTH_LIMIT: u32 = 600;
 
 impl MemoryStore {
@@ -194,6 +197,33 @@ impl AppStore for MemoryStore {
             None => Ok(false),
         }
     }
+    async fn update_registered_app(
+        &self,
+        app: &App,
+        current: &SecretHash,
+    ) -> Result<bool, StoreError> {
+        let stored_hash = self
+            .apps
+            .borrow()
+            .get(&app.client_id)
+            .and_then(|a| a.registration.as_ref()?.access_token_hash.clone());
+        if stored_hash.as_ref() != Some(current) {
+            return Ok(false);
+        }
+        self.update_app(app).await
+    }
+    async fn find_registered_app(
+        &self,
+        client_id: &str,
+        token_hash: &SecretHash,
+    ) -> Result<Option<App>, StoreError> {
+        Ok(self.apps.borrow().get(client_id).cloned().filter(|a| {
+            a.registration
+                .as_ref()
+                .and_then(|r| r.access_token_hash.as_ref())
+                == Some(token_hash)
+        }))
+    }
     async fn rotate_app_secret(
         &self,
         client_id: &str,
@@ -317,6 +347,7 @@ impl RegistrationTokenStore for MemoryStore {
         &self,
         key: &TokenKey,
         expires_at_s: u64,
+        max_uses: Option<u32>,
     ) -> Result<(), StoreError> {
         if key.route.is_none() {
             return Err(StoreError::Backend(
@@ -325,8 +356,47 @@ impl RegistrationTokenStore for MemoryStore {
         }
         self.registration_tokens
             .borrow_mut()
-            .insert(key.hash.0.clone(), expires_at_s);
+            .insert(key.hash.0.clone(), (expires_at_s, max_uses));
         Ok(())
+    }
+    async fn use_registration_token(&self, key: &TokenKey, now_s: u64) -> Result<bool, StoreError> {
+        let mut tokens = self.registration_tokens.borrow_mut();
+        match tokens.get_mut(&key.hash.0) {
+            Some((expires, left)) if *expires > now_s && *left != Some(0) => {
+                if let Some(n) = left {
+                    *n -= 1;
+                }
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+}
+
+impl ResourceStore for MemoryStore {
+    async fn create_resource(&self, resource: &ProtectedResource) -> Result<(), StoreError> {
+        let mut all = self.resources.borrow_mut();
+        if all.values().any(|r| r.uri == resource.uri) {
+            return Err(StoreError::Conflict(
+                "a resource with this uri exists".into(),
+            ));
+        }
+        all.insert(resource.resource_id.clone(), resource.clone());
+        Ok(())
+    }
+    async fn list_resources(&self) -> Result<Vec<ProtectedResource>, StoreError> {
+        Ok(self.resources.borrow().values().cloned().collect())
+    }
+    async fn find_resource(&self, uri: &str) -> Result<Option<ProtectedResource>, StoreError> {
+        Ok(self
+            .resources
+            .borrow()
+            .values()
+            .find(|r| r.uri == uri)
+            .cloned())
+    }
+    async fn delete_resource(&self, resource_id: &str) -> Result<bool, StoreError> {
+        Ok(self.resources.borrow_mut().remove(resource_id).is_some())
     }
 }
 
@@ -613,7 +683,7 @@ impl MemoryStore {
         let before = self.registration_tokens.borrow().len();
         self.registration_tokens
             .borrow_mut()
-            .retain(|_, expires| *expires > c.now_s);
+            .retain(|_, (expires, _)| *expires > c.now_s);
         purged.registration_tokens = before - self.registration_tokens.borrow().len();
         let before = self.jti_markers.borrow().len();
         self.jti_markers
@@ -671,6 +741,7 @@ impl RateLimiter for MemoryStore {
                 Limit::LoginIp => MEMORY_LOGIN_IP_LIMIT,
                 Limit::PasswordGrant => MEMORY_PASSWORD_GRANT_LIMIT,
                 Limit::UserCode => MEMORY_USER_CODE_LIMIT,
+                Limit::Registration => MEMORY_REGISTRATION_LIMIT,
                 Limit::ClientAuth => MEMORY_CLIENT_AUTH_LIMIT,
             })
     }

@@ -49,8 +49,25 @@ pub trait AppStore {
     async fn create_app(&self, app: &App) -> Result<(), StoreError>;
     async fn get_app(&self, client_id: &str) -> Result<Option<App>, StoreError>;
     async fn list_apps(&self) -> Result<Vec<App>, StoreError>;
-    /// Replaces name, callback URLs, scopes and policy. `false` when the app does not exist.
+    /// Replaces name, callback URLs, scopes, policy and registration. `false` when the app does
+    /// not exist.
     async fn update_app(&self, app: &App) -> Result<bool, StoreError>;
+    /// RFC 7592 §2.2: replaces a registered client's metadata (as [`Self::update_app`]) only
+    /// while its registration access token is still `current`, so that of concurrent updates
+    /// with one token exactly one wins (each rotates it). `false`, nothing written, otherwise.
+    async fn update_registered_app(
+        &self,
+        app: &App,
+        current: &SecretHash,
+    ) -> Result<bool, StoreError>;
+    /// The registered app whose current registration access token hashes to `token_hash`,
+    /// read where it was last written (no cache, no replica): a token rotated a moment ago
+    /// elsewhere must not pass, and its successor must.
+    async fn find_registered_app(
+        &self,
+        client_id: &str,
+        token_hash: &SecretHash,
+    ) -> Result<Option<App>, StoreError>;
     async fn rotate_app_secret(
         &self,
         client_id: &str,
@@ -100,13 +117,29 @@ pub trait GrantStore {
     ) -> Result<(), StoreError>;
 }
 
-/// Initial access tokens for dynamic registration (RFC 7591 §3), single use.
+/// Initial access tokens for dynamic registration (RFC 7591 §3), in the shard their route
+/// names: each use is counted there, so `max_uses` holds under any concurrency.
 pub trait RegistrationTokenStore {
+    /// `max_uses`: `None` for any number of registrations until `expires_at_s`.
     async fn create_registration_token(
         &self,
         key: &TokenKey,
         expires_at_s: u64,
+        max_uses: Option<u32>,
     ) -> Result<(), StoreError>;
+    /// Counts one use of an unexpired token with uses left: `false`, with nothing written, for
+    /// an unknown, expired or used-up one.
+    async fn use_registration_token(&self, key: &TokenKey, now_s: u64) -> Result<bool, StoreError>;
+}
+
+/// Protected resources (RFC 8707) registered by operators (D1).
+pub trait ResourceStore {
+    /// `Conflict` when a resource with the same URI exists.
+    async fn create_resource(&self, resource: &ProtectedResource) -> Result<(), StoreError>;
+    async fn list_resources(&self) -> Result<Vec<ProtectedResource>, StoreError>;
+    async fn find_resource(&self, uri: &str) -> Result<Option<ProtectedResource>, StoreError>;
+    /// `false` when there is no such resource.
+    async fn delete_resource(&self, resource_id: &str) -> Result<bool, StoreError>;
 }
 
 /// Single-use markers of the assertions clients sign (RFC 7523 §3 `jti`): JWT bearer grants and
@@ -288,6 +321,9 @@ pub enum Limit {
     Login,
     /// Password logins, keyed by caller IP across usernames (`RL_LOGIN_IP`, 100 a minute).
     LoginIp,
+    /// Open dynamic registrations (no initial access token), keyed by caller IP
+    /// (`RL_REGISTER`, 20 a minute).
+    Registration,
     /// Password grants at the token endpoint, keyed by username and caller IP (`RL_PASSWORD`,
     /// 9 a minute: the tenth guess is refused). Apart from `Login`, so that neither door uses up
     /// the other's allowance.
@@ -315,6 +351,7 @@ pub trait Store:
     + UserStore
     + GrantStore
     + RegistrationTokenStore
+    + ResourceStore
     + ReplayStore
     + DeviceStore
     + AssetStore
@@ -333,6 +370,7 @@ impl<T> Store for T where
         + UserStore
         + GrantStore
         + RegistrationTokenStore
+        + ResourceStore
         + ReplayStore
         + DeviceStore
         + AssetStore

@@ -35,6 +35,9 @@ pub struct CodeGrant {
     /// user may still have tokens is decided inside the redemption itself.
     #[serde(default)]
     pub user: Option<UserClaims>,
+    /// RFC 8707: the resource the authorization request named, the audience of its tokens.
+    #[serde(default)]
+    pub resource: Option<String>,
 }
 
 /// What tokens say about a user: the claims of ID tokens, userinfo and introspection.
@@ -71,6 +74,9 @@ pub struct AccessCopy {
     pub created_at_s: u64,
     pub expires_at_s: u64,
     pub user: UserClaims,
+    /// RFC 8707: the one resource the token is for (its `aud`); `None`: no resource named.
+    #[serde(default)]
+    pub resource: Option<String>,
 }
 
 impl AccessCopy {
@@ -84,6 +90,7 @@ impl AccessCopy {
             created_at_s: token.created_at_s,
             expires_at_s: token.expires_at_s?,
             user,
+            resource: family.resource.clone(),
         })
     }
 }
@@ -168,6 +175,9 @@ pub struct Family {
     /// The last refresh, to the millisecond, so an `inactivity_s` window is measured exactly.
     pub last_used_at_ms: u64,
     pub revoked_at_s: Option<u64>,
+    /// RFC 8707: the resource every access token of the family is for, fixed at its start.
+    #[serde(default)]
+    pub resource: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -283,4 +293,16 @@ pub struct Asset {
     pub created_at_s: u64,
     /// Revoked assets get no new asset tokens, and their tokens introspect inactive.
     pub revoked_at_s: Option<u64>,
+}
+
+/// A protected resource tokens may be asked for (RFC 8707), registered by an operator.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProtectedResource {
+    pub resource_id: String,
+    /// The resource indicator: an absolute URI without a fragment, compared exactly.
+    pub uri: String,
+    pub name: String,
+    /// The scopes the resource understands (its RFC 9728 `scopes_supported`).
+    pub scopes: Vec<String>,
+    pub created_at_s: u64,
 }

@@ -193,6 +193,7 @@ impl RegistrationTokenStore for EdgeStore {
         &self,
         key: &TokenKey,
         expires_at_s: u64,
+        max_uses: Option<u32>,
     ) -> Result<(), StoreError> {
         let route = key
             .route
@@ -201,8 +202,20 @@ impl RegistrationTokenStore for EdgeStore {
         let op = Op::CreateRegistrationToken {
             hash: key.hash.0.clone(),
             expires_at: expires_at_s,
+            max_uses,
         };
         let _: bool = self.shards.call(route, &op).await?;
         Ok(())
+    }
+    async fn use_registration_token(&self, key: &TokenKey, now_s: u64) -> Result<bool, StoreError> {
+        // A token without a route (not one of ours) is unknown in every shard.
+        let Some(route) = key.route.filter(|r| r.0 < MAX_SHARDS) else {
+            return Ok(false);
+        };
+        let op = Op::UseRegistrationToken {
+            hash: key.hash.0.clone(),
+            now_s,
+        };
+        self.shards.call(route, &op).await
     }
 }

@@ -11,6 +11,7 @@ use crate::core::oauth::issue::{
     wants_urlencoded, Grant,
 };
 use crate::core::oauth::pkce;
+use crate::core::oauth::resource;
 use crate::core::oauth::scope::ScopeSet;
 use crate::core::org::org_id;
 use crate::core::secret::Secret;
@@ -32,6 +33,7 @@ pub async fn exchange<S: Store>(
     let redirect_uri = params.get("redirect_uri")?;
     let verifier = params.get("code_verifier")?;
     let creds = credentials(req, params)?;
+    let resource = resource::requested_syntax(params)?;
     // 1. The code, read before client authentication so that a public client's missing secret
     //    can be accepted only when PKCE protects this code.
     let code_hash = code.hash();
@@ -66,6 +68,9 @@ pub async fn exchange<S: Store>(
     if pkce::missing_but_required(ctx, &client.app, grant.code_challenge.as_deref()).await? {
         return Err(OAuthError::invalid_grant("code_challenge required"));
     }
+    // 6. RFC 8707 §2.2: the token is for the resource of the authorization request, which the
+    //    token request may repeat but not change.
+    resource::same_or_omitted(resource.as_deref(), grant.resource.as_deref())?;
     let org_id = org_id(ctx).await?;
     // The user's claims as of the code (a code from an older version has none: read them).
     let claims = match &grant.user {
@@ -77,7 +82,7 @@ pub async fn exchange<S: Store>(
             .map(|u| UserClaims::from(&u))
             .ok_or_else(|| OAuthError::invalid_grant("user is inactive"))?,
     };
-    // 6. Mint and sign, then redeem-and-store in one transaction of the family's shard: the first
+    // 7. Mint and sign, then redeem-and-store in one transaction of the family's shard: the first
     //    redemption wins; any later one is a replay and revokes what the first issued (RFC 6749
     //    §4.1.2). The same transaction checks that nothing ended the user's tokens (a password
     //    change, a deactivation) since the user authenticated, as that ends the session the code
@@ -92,6 +97,7 @@ pub async fn exchange<S: Store>(
         scopes: &scopes,
         auth_time_s: grant.auth_time_s,
         nonce: grant.nonce.as_deref(),
+        resource: grant.resource.as_deref(),
     };
     let minted = mint(
         ctx,

@@ -15,6 +15,7 @@ use crate::core::oauth::error::{ErrorCode, OAuthError};
 use crate::core::oauth::issue::{
     first_issue, mint, new_family_id, publish, token_response, unpublish, wants_urlencoded, Grant,
 };
+use crate::core::oauth::resource;
 use crate::core::oauth::scope::ScopeSet;
 use crate::core::org::org_id;
 use crate::core::secret::Secret;
@@ -51,6 +52,7 @@ pub async fn issue_for_user<S: Store>(
     user: &User,
     scopes: &ScopeSet,
 ) -> Result<Response, OAuthError> {
+    let resource = resource::requested(ctx, params).await?;
     let org_id = org_id(ctx).await?;
     let claims = UserClaims::from(user);
     let now = ctx.now_s();
@@ -64,6 +66,7 @@ pub async fn issue_for_user<S: Store>(
         scopes,
         auth_time_s: now,
         nonce: None,
+        resource: resource.as_deref(),
     };
     let minted = mint(ctx, &grant, &family_id, false).await?;
     let response = token_response(

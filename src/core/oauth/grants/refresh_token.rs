@@ -13,6 +13,7 @@ use crate::core::oauth::hybrid::WebSessions;
 use crate::core::oauth::issue::{
     mint, publish, revoke_family, token_response, wants_urlencoded, Grant,
 };
+use crate::core::oauth::resource;
 use crate::core::oauth::scope::ScopeSet;
 use crate::core::org::org_id;
 use crate::core::secret::Secret;
@@ -121,6 +122,12 @@ pub async fn refresh<S: Store>(
         })?,
         None => ScopeSet::from_list(&family.scopes),
     };
+    // RFC 8707 §2.2: a refresh stays with the family's resource; naming another is
+    // `invalid_target`, never a wider token.
+    resource::same_or_omitted(
+        resource::requested_syntax(params)?.as_deref(),
+        family.resource.as_deref(),
+    )?;
     // The user, read with the token: deactivated users' families are revoked, this is the
     // belt to those braces.
     let claims = found.user.clone().ok_or_else(expired)?;
@@ -136,6 +143,7 @@ pub async fn refresh<S: Store>(
         auth_time_s: family.auth_time_s,
         // OIDC Core §12.2: a refreshed ID token carries no nonce.
         nonce: None,
+        resource: family.resource.as_deref(),
     };
     let minted = mint(ctx, &described, &family.family_id, rotate).await?;
     // Signed before anything is stored: a signing failure must not use up the token.
