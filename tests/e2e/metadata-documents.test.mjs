@@ -497,10 +497,9 @@ describe('client ID metadata documents, resource indicators and the gateway', ()
     assert.equal(refused.status, 401, refused.text);
     assert.equal(bearerParams(refused.headers.get('www-authenticate')).error, 'invalid_token');
     assert.equal(up.hits.length, n);
-    if (plain.json.refresh_token) {
-      const r = await tokenRequest(w.baseUrl, { grant_type: 'refresh_token', refresh_token: plain.json.refresh_token, client_id: docUrl, resource: demo });
-      assert.equal(r.status, 400, r.text);
-      assert.equal(r.json?.error, 'invalid_target');
-    }
+    assert.ok(plain.json.refresh_token, plain.text);
+    const r = await tokenRequest(w.baseUrl, { grant_type: 'refresh_token', refresh_token: plain.json.refresh_token, client_id: docUrl, resource: demo });
+    assert.equal(r.status, 400, r.text);
+    assert.equal(r.json?.error, 'invalid_target');
   });
 });
