@@ -679,3 +679,95 @@ fn discovery_lists_the_server_grants_and_private_key_jwt() {
         .unwrap()
         .contains(&json!("password")));
 }
+
+/// Key `which` as a public JWK.
+fn public_jwk(which: usize) -> Value {
+    use rsa::traits::PublicKeyParts;
+    let public = rsa_key(which).to_public_key();
+    json!({"kty": "RSA", "alg": "RS256", "use": "sig", "n": b64url(&public.n().to_bytes_be()), "e": b64url(&public.e().to_bytes_be())})
+}
+
+#[test]
+fn a_registered_private_key_jwt_client_authenticates_with_jwks_or_its_jwks_uri() {
+    let s = Server::new();
+    s.user("integration");
+    let token = s.admin(Method::Post, "/admin/registration-tokens", json!({}));
+    let token = token.json()["token"].as_str().unwrap().to_owned();
+    let auth = format!("Bearer {token}");
+    let register = |meta: Value| {
+        let r = s.send(
+            Method::Post,
+            "/services/oauth2/register",
+            &[
+                ("authorization", &auth),
+                ("content-type", "application/json"),
+            ],
+            &meta.to_string(),
+        );
+        assert_eq!(r.status, 201, "{}", r.body);
+        assert!(
+            r.json().get("client_secret").is_none(),
+            "no secret for private_key_jwt"
+        );
+        let id = r.json()["client_id"].as_str().unwrap().to_owned();
+        // The operator names the run-as user.
+        let p = s.admin(
+            Method::Patch,
+            &format!("/admin/apps/{id}"),
+            json!({"client_credentials_user": "integration"}),
+        );
+        assert_eq!(p.status, 200, "{}", p.body);
+        App {
+            client_id: id,
+            secret: String::new(),
+        }
+    };
+    let jwks_uri = "https://keys.example.org/jwks.json";
+    s.web
+        .serve(jwks_uri, &json!({"keys": [public_jwk(0)]}), None);
+    let inline = register(
+        json!({"grant_types": ["client_credentials"], "token_endpoint_auth_method": "private_key_jwt", "jwks": {"keys": [public_jwk(0)]}, "scope": "api"}),
+    );
+    let remote = register(
+        json!({"grant_types": ["client_credentials"], "token_endpoint_auth_method": "private_key_jwt", "jwks_uri": jwks_uri, "scope": "api"}),
+    );
+    for (app, jti) in [(&inline, "k-1"), (&remote, "k-2")] {
+        let r = s.token(&[
+            ("grant_type", "client_credentials"),
+            ("client_assertion_type", CLIENT_ASSERTION),
+            ("client_assertion", &client_assertion(&s, app, ISSUER, jti)),
+        ]);
+        assert_eq!(r.status, 200, "{}", r.body);
+    }
+    // Another key does not pass; the jwks_uri was fetched once (cached per isolate).
+    let forged = rs256(
+        1,
+        &json!({"iss": remote.client_id, "sub": remote.client_id, "aud": ISSUER, "exp": now_s(&s) + 60, "jti": "k-3"}),
+    );
+    let r = s.token(&[
+        ("grant_type", "client_credentials"),
+        ("client_assertion_type", CLIENT_ASSERTION),
+        ("client_assertion", &forged),
+    ]);
+    assert_eq!((r.status, r.error().as_str()), (401, "invalid_client"));
+    assert_eq!(
+        s.web
+            .fetches
+            .borrow()
+            .iter()
+            .filter(|u| *u == jwks_uri)
+            .count(),
+        1
+    );
+    // A jwks_uri on a private address is refused at registration.
+    let r = s.send(
+        Method::Post,
+        "/services/oauth2/register",
+        &[("authorization", &auth), ("content-type", "application/json")],
+        &json!({"grant_types": ["client_credentials"], "token_endpoint_auth_method": "private_key_jwt", "jwks_uri": "https://10.0.0.1/jwks"}).to_string(),
+    );
+    assert_eq!(
+        (r.status, r.error().as_str()),
+        (400, "invalid_client_metadata")
+    );
+}

@@ -7,9 +7,11 @@ use base64::Engine;
 
 use super::assertion::{self, Expect, Refusal, Untrusted};
 use super::error::{sf, ErrorCode, OAuthError};
+use crate::core::cache::TtlCache;
 use crate::core::config::Ctx;
 use crate::core::http::{Params, Request};
 use crate::core::model::App;
+use crate::core::outbound::check_url;
 use crate::core::secret::Secret;
 use crate::core::storage::{Limit, Store};
 
@@ -199,6 +201,46 @@ pub async fn authenticate<S: Store>(
     Err(failure)
 }
 
+/// How long an isolate keeps a client's `jwks_uri` document.
+const JWKS_URI_TTL_MS: u64 = 300_000;
+const MAX_JWKS_BYTES: usize = 64 * 1024;
+
+thread_local! {
+    static REMOTE_JWKS: TtlCache<String> = TtlCache::new(JWKS_URI_TTL_MS);
+}
+
+/// The JWK Set at a registered client's `jwks_uri` (RFC 7591 §2), fetched under the same rules
+/// as metadata documents (`outbound.rs`) and kept per isolate for five minutes; `None` when the
+/// client registered none.
+async fn remote_keys<S: Store>(ctx: &Ctx<'_, S>, app: &App) -> Result<Option<String>, String> {
+    let Some(uri) = app
+        .registration
+        .as_ref()
+        .and_then(|r| r.extra.get("jwks_uri"))
+        .and_then(|u| u.as_str())
+    else {
+        return Ok(None);
+    };
+    let now = ctx.clock.now_ms();
+    if let Some(jwks) = REMOTE_JWKS.with(|c| c.get(uri, now)) {
+        return Ok(Some(jwks));
+    }
+    check_url(uri, ctx.config.dev_mode)?;
+    let fetched = ctx
+        .config
+        .outbound
+        .0
+        .get(uri, MAX_JWKS_BYTES, 5_000)
+        .await
+        .map_err(|e| e.to_string())?;
+    if fetched.status != 200 {
+        return Err(format!("answered HTTP {}", fetched.status));
+    }
+    let jwks = String::from_utf8(fetched.body).map_err(|_| "is not UTF-8".to_owned())?;
+    REMOTE_JWKS.with(|c| c.put(uri, jwks.clone(), now));
+    Ok(Some(jwks))
+}
+
 /// RFC 7523 §3 for a client assertion: `iss` and `sub` are the client id, `aud` names us — the
 /// issuer (what openid-client sends everywhere), the token endpoint, or the endpoint receiving
 /// it — and its `jti` is new. A failure is `invalid_client` (RFC 7523 §3.2).
@@ -221,14 +263,13 @@ async fn check_assertion<S: Store>(
     };
     let untrusted =
         Untrusted::parse(jwt).map_err(|_| refused("malformed client assertion".into()))?;
-    let verified = match assertion::verify(
-        ctx,
-        &untrusted,
-        app.policy.certificate.as_deref(),
-        &expect,
-    )
-    .await
-    {
+    let keys = match app.policy.certificate.clone() {
+        Some(keys) => Some(keys),
+        None => remote_keys(ctx, app)
+            .await
+            .map_err(|why| refused(format!("client assertion: jwks_uri {why}")))?,
+    };
+    let verified = match assertion::verify(ctx, &untrusted, keys.as_deref(), &expect).await {
         Ok(v) => v,
         Err(Refusal::Invalid(why)) => return Err(refused(format!("client assertion: {why}"))),
         Err(Refusal::Replayed) => return Err(refused("client assertion: jti already used".into())),

@@ -13,6 +13,7 @@ use super::redirect::check_callback_url;
 use super::scope::KNOWN_SCOPES;
 use crate::core::keys::parse_public_keys;
 use crate::core::model::AppPolicy;
+use crate::core::outbound::check_url;
 use crate::core::secret::SecretHash;
 
 /// Grant types a client may register (the rest of the token endpoint's are Salesforce's own or
@@ -173,8 +174,14 @@ fn string<'a>(obj: &'a Map<String, Value>, field: &str) -> Result<Option<&'a str
     }
 }
 
-/// An `https` URL a person may be shown or the server may fetch (OIDC Registration §2).
-fn https_url(field: &str, raw: &str) -> Result<(), MetadataError> {
+/// An `https` URL a person may be shown or the server may fetch (OIDC Registration §2); one
+/// the server fetches (`jwks_uri`) must also pass the fetch rules (`outbound.rs`).
+fn https_url(field: &str, raw: &str, dev_mode: bool) -> Result<(), MetadataError> {
+    if field == "jwks_uri" {
+        return check_url(raw, dev_mode)
+            .map(|_| ())
+            .map_err(|why| invalid(format!("jwks_uri: {why}")));
+    }
     match url::Url::parse(raw) {
         Ok(u) if u.scheme() == "https" && u.fragment().is_none() => Ok(()),
         _ => Err(invalid(format!(
@@ -184,8 +191,9 @@ fn https_url(field: &str, raw: &str) -> Result<(), MetadataError> {
 }
 
 /// Checks metadata (RFC 7591 §2 and §2.1, security checklist 168–171). Unknown fields are
-/// ignored (RFC 7591 §3.1: the server may ignore what it does not understand).
-pub fn check(obj: &Map<String, Value>) -> Result<ClientMetadata, MetadataError> {
+/// ignored (RFC 7591 §3.1: the server may ignore what it does not understand). `dev_mode`
+/// allows a loopback `jwks_uri`, as for metadata documents.
+pub fn check(obj: &Map<String, Value>, dev_mode: bool) -> Result<ClientMetadata, MetadataError> {
     let grant_types =
         strings(obj, "grant_types")?.unwrap_or_else(|| vec!["authorization_code".into()]);
     let response_types = match strings(obj, "response_types")? {
@@ -288,7 +296,7 @@ pub fn check(obj: &Map<String, Value>) -> Result<ClientMetadata, MetadataError> 
         "jwks_uri",
     ] {
         if let Some(raw) = string(obj, field)? {
-            https_url(field, raw)?;
+            https_url(field, raw, dev_mode)?;
         }
     }
     for field in ["software_id", "software_version", "application_type"] {
@@ -376,7 +384,7 @@ mod tests {
     use super::*;
 
     fn meta(v: Value) -> Result<ClientMetadata, MetadataError> {
-        check(v.as_object().unwrap())
+        check(v.as_object().unwrap(), false)
     }
 
     #[test]

@@ -136,7 +136,7 @@ fn app_from<S: Store>(
     }
     let mut input = doc.clone();
     input.insert("token_endpoint_auth_method".into(), "none".into());
-    let meta = check(&input).map_err(|e| refused(e.description))?;
+    let meta = check(&input, ctx.config.dev_mode).map_err(|e| refused(e.description))?;
     let registration = meta.registration(
         RegistrationKind::MetadataDocument,
         stored.map_or(ctx.now_s(), |a| a.created_at),

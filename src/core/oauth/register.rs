@@ -72,8 +72,11 @@ fn metadata_object(req: &Request) -> Result<Map<String, Value>, Response> {
     }
 }
 
-fn checked(obj: &Map<String, Value>) -> Result<ClientMetadata, OAuthError> {
-    check(obj).map_err(|e| OAuthError::new(e.code, e.description))
+fn checked<S: Store>(
+    ctx: &Ctx<'_, S>,
+    obj: &Map<String, Value>,
+) -> Result<ClientMetadata, OAuthError> {
+    check(obj, ctx.config.dev_mode).map_err(|e| OAuthError::new(e.code, e.description))
 }
 
 async fn register<S: Store>(ctx: &Ctx<'_, S>, req: &Request) -> Result<Response, OAuthError> {
@@ -99,7 +102,7 @@ async fn register<S: Store>(ctx: &Ctx<'_, S>, req: &Request) -> Result<Response,
         Ok(obj) => obj,
         Err(resp) => return Ok(resp),
     };
-    let meta = checked(&obj)?;
+    let meta = checked(ctx, &obj)?;
     // The token is used up only by a registration that will happen.
     if let Some(token) = initial {
         if !ctx
@@ -228,7 +231,7 @@ async fn update<S: Store>(
             return Err(invalid_metadata("client_secret does not match"));
         }
     }
-    let meta = checked(&obj)?;
+    let meta = checked(ctx, &obj)?;
     let Some(old) = &app.registration else {
         return Err(invalid_token("not a registered client"));
     };
