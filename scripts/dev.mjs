@@ -5,6 +5,9 @@
 // DEV_MODE=1, which turns on the development-only switches (`GET /dev/shards` with the admin
 // token: per-shard counts; see docs/scaling.md). Changing SHARDS between runs on the same
 // STATE_DIR strands nothing: old tokens are still found on the shard their route names.
+// GATEWAY_UPSTREAM (an origin) serves the two demo gateway routes /gateway/demo/ and
+// /gateway/other/ to it; GATEWAY_ROUTES (JSON) adds routes of your own (docs/gateway.md).
+// DEV_MODE=1 also lets client ID metadata documents and jwks_uri live on http://127.0.0.1.
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ROOT, migrate, newSigningKey, randomToken, startWorker, writeEnvFile } from './worker.mjs';
@@ -31,6 +34,8 @@ const vars = { DEV_MODE: '1' };
 if (process.env.SHARDS) vars.SHARDS = process.env.SHARDS;
 if (process.env.ADMIN_TOKEN) vars.ADMIN_TOKEN = process.env.ADMIN_TOKEN;
 if (process.env.ISSUER) vars.ISSUER = process.env.ISSUER;
+if (process.env.GATEWAY_UPSTREAM) vars.GATEWAY_UPSTREAM = process.env.GATEWAY_UPSTREAM;
+if (process.env.GATEWAY_ROUTES) vars.GATEWAY_ROUTES = process.env.GATEWAY_ROUTES;
 
 migrate(stateDir);
 const worker = await startWorker({ port, stateDir, envFile: devVars, vars, prebuilt: true, inherit: true });
@@ -51,6 +56,7 @@ async function admin(method, path, body) {
 
 const lines = [`edge-oauth is serving at ${base}`, `  discovery:   ${base}/.well-known/openid-configuration`, `  admin token: ${adminToken}`,
   `  shards:      ${vars.SHARDS ?? 'wrangler.toml default'} (counts: GET ${base}/dev/shards with the admin token)`];
+if (vars.GATEWAY_UPSTREAM) lines.push(`  gateway:     ${base}/gateway/demo/ and ${base}/gateway/other/ → ${vars.GATEWAY_UPSTREAM} (scope api, resource ${base}/gateway/demo or …/other)`);
 if (process.env.SEED !== '0') {
   // Idempotent: on a second run the demo app's secret is rotated and the password reset, so
   // the printed credentials always work.
