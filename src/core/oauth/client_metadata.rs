@@ -255,11 +255,11 @@ pub fn check(obj: &Map<String, Value>, dev_mode: bool) -> Result<ClientMetadata,
     let redirecting = grant_types
         .iter()
         .any(|g| g == "authorization_code" || g == "implicit");
+    // Missing, as opposed to a bad value (`invalid_redirect_uri`, below).
     if redirecting && redirect_uris.is_empty() {
-        return Err(MetadataError {
-            code: ErrorCode::InvalidRedirectUri,
-            description: "redirect_uris required for authorization_code and implicit".into(),
-        });
+        return Err(invalid(
+            "redirect_uris required for authorization_code and implicit",
+        ));
     }
     for uri in &redirect_uris {
         check_callback_url(uri).map_err(|description| MetadataError {
@@ -411,7 +411,7 @@ mod tests {
         }
         assert!(meta(serde_json::json!({"redirect_uris": ["http://127.0.0.1:9/cb"]})).is_ok());
         let e = meta(serde_json::json!({})).unwrap_err();
-        assert_eq!(e.code, ErrorCode::InvalidRedirectUri);
+        assert_eq!(e.code, ErrorCode::InvalidClientMetadata);
     }
 
     #[test]
