@@ -48,23 +48,26 @@ export async function prepareOurs(w, { gatewayPath }) {
     return sessions.get(i);
   }
   /** A code for user `i` through the pages (login the first time, consent the first time per app). */
-  async function code(i, a, scope) {
+  async function code(i, a, scope, resource) {
     const { username, jar } = await session(i);
     const { verifier, challenge } = pkcePair();
-    const params = { response_type: 'code', client_id: a.client_id, redirect_uri: CB, code_challenge: challenge, code_challenge_method: 'S256', scope, state: 's' };
+    const params = { response_type: 'code', client_id: a.client_id, redirect_uri: CB, code_challenge: challenge, code_challenge_method: 'S256', scope, state: 's', ...(resource ? { resource } : {}) };
     const r = await authorize(w.baseUrl, params, { username, password: PASSWORD, jar });
     if (!r.code) throw new Error(`ours: no code for user ${i} (status ${r.status}, pages ${r.pages}): ${String(r.body || r.location).slice(0, 200)}`);
     return { code: r.code, verifier };
   }
   const issued = new Map();
   /** Tokens for validation loops: one set per user and app, reused by every run (they live 2 h). */
+  // The JWT app's tokens are for the gateway route's resource (RFC 8707), so they pass it.
+  const resourceOf = (a) => (a === apps.jwt ? `${w.baseUrl}${gatewayPath.replace(/\/$/, '')}` : undefined);
   async function cachedTokens(i, a) {
     const key = `${i}:${a.client_id}`;
     if (!issued.has(key)) issued.set(key, await tokens(i, a));
     return issued.get(key);
   }
   async function tokens(i, a, scope = 'api refresh_token') {
-    const { code: c, verifier } = await code(i, a, scope);
+    const resource = resourceOf(a);
+    const { code: c, verifier } = await code(i, a, scope, resource);
     const r = await fetch(`${w.baseUrl}/services/oauth2/token`, {
       method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' },
       body: new URLSearchParams({ grant_type: 'authorization_code', code: c, redirect_uri: CB, code_verifier: verifier, client_id: a.client_id, client_secret: a.client_secret }),

@@ -126,14 +126,14 @@ async function launch({ name, config, stateDir, envFile, vars = {}, coldPath, un
  * Our worker, set up like tests/e2e/harness.mjs (two signing keys, round trips exposed), with
  * `shards` token shards (`--var SHARDS:n`; the main run uses 1, the shards table also 4).
  */
-export async function startOurs({ untilReady, shards = 1 } = {}) {
+export async function startOurs({ untilReady, shards = 1, vars = {} } = {}) {
   const stateDir = mkdtempSync(join(tmpdir(), `edge-oauth-bench-ours${shards === 1 ? '' : `-${shards}shards`}-`));
   const adminToken = randomToken();
   const envFile = join(stateDir, 'bench.vars');
   writeEnvFile(envFile, { ADMIN_TOKEN: adminToken, SIGNING_KEYS: newSigningKey() + newSigningKey(), EXPOSE_ROUND_TRIPS: '1' });
   try { migrate(stateDir); } catch (e) { rmSync(stateDir, { recursive: true, force: true }); throw e; }
   const name = shards === 1 ? 'ours' : `ours (SHARDS=${shards})`;
-  const w = await launch({ name, stateDir, envFile, vars: { SHARDS: String(shards) }, coldPath: '/.well-known/openid-configuration', untilReady });
+  const w = await launch({ name, stateDir, envFile, vars: { SHARDS: String(shards), ...vars }, coldPath: '/.well-known/openid-configuration', untilReady });
   w.adminToken = adminToken;
   return w;
 }

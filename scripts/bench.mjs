@@ -15,8 +15,11 @@
 //   BENCH_SHARDS (4)    shard count of the second instance of ours, which runs the refresh and
 //                       code-flow scenarios next to ours (1 shard) for the "Shards" table
 //   BENCH_STEPS=1       also the sequential per-step latency of the web server flow (ours alone)
-//   BENCH_GATEWAY_PATH  where ours would validate a JWT access token at an API route
+//   BENCH_GATEWAY_PATH  the prefix of ours' gateway route (GATEWAY_ROUTES) in the jwt-route
+//                       scenario: a JWT access token for its resource is checked and the
+//                       request forwarded to a local upstream that answers 200 at once
 import { execFileSync } from 'node:child_process';
+import { createServer } from 'node:http';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { join } from 'node:path';
@@ -71,9 +74,15 @@ const perOp = {};
 try {
   // Started one after the other, so each cold start has the machine to itself.
   log('starting ours (prebuilt build/, SHARDS=1) …');
-  workers.ours = await startOurs();
+  // The gateway route's upstream: answers at once, so the scenario measures the check and the
+  // forward (the peer's API route answers from the worker itself; there is no upstream there).
+  const upstream = createServer((req, res) => { req.resume(); res.writeHead(200, { 'content-type': 'text/plain' }); res.end('ok'); });
+  await new Promise((r) => upstream.listen(0, '127.0.0.1', r));
+  upstream.unref();
+  const gatewayRoutes = JSON.stringify([{ prefix: GATEWAY_PATH, upstream: `http://127.0.0.1:${upstream.address().port}`, resource: `{issuer}${GATEWAY_PATH.replace(/\/$/, '')}`, required_scopes: ['api'] }]);
+  workers.ours = await startOurs({ vars: { GATEWAY_ROUTES: gatewayRoutes } });
   log(`starting ours with SHARDS=${SHARDS_B} (refresh and code flow only) …`);
-  workers[SHARDED] = await startOurs({ shards: SHARDS_B });
+  workers[SHARDED] = await startOurs({ shards: SHARDS_B, vars: { GATEWAY_ROUTES: gatewayRoutes } });
   log('starting the peer (bench/peer) …');
   workers.peer = await startPeer();
   log('starting the floor (bench/floor) …');
