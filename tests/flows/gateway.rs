@@ -545,3 +545,34 @@ fn bad_metadata_documents_are_error_pages_and_never_cached() {
     assert_eq!(r.status, 200, "{}", r.body);
     assert!(page_error(&doc_authorize(&s, redirect)).contains("not%20allowed"));
 }
+
+#[test]
+fn new_metadata_documents_count_against_the_address_like_open_registrations() {
+    use edge_oauth::core::storage::memory::MEMORY_REGISTRATION_LIMIT;
+    let s = Server::new();
+    let redirect = "https://client.example.org/cb";
+    let (_, challenge) = pkce();
+    let try_doc = |n: u32| {
+        let url = format!("https://client.example.org/c{n}.json");
+        let mut doc = document(redirect);
+        doc["client_id"] = json!(url);
+        s.web.serve(&url, &doc, Some("max-age=600"));
+        Browser::default().get(
+            &s,
+            &authorize_url(&[
+                ("response_type", "code"),
+                ("client_id", &url),
+                ("redirect_uri", redirect),
+                ("code_challenge", &challenge),
+            ]),
+        )
+    };
+    for n in 0..MEMORY_REGISTRATION_LIMIT {
+        assert_eq!(try_doc(n).status, 200);
+    }
+    let r = try_doc(MEMORY_REGISTRATION_LIMIT);
+    assert_eq!(r.status, 429, "{}", r.body);
+    assert!(r.body.starts_with("error=rate_limit_exceeded"));
+    // Known documents (cached or refetched) are not counted.
+    assert_eq!(try_doc(0).status, 200);
+}

@@ -54,7 +54,7 @@ async fn handle<S: Store>(
     req: &Request,
     params: &Params,
 ) -> Result<Response, Failure> {
-    let (app, areq) = parse(ctx, params).await?;
+    let (app, areq) = parse(ctx, req, params).await?;
     let session = interaction::current_session(ctx, req, &app.client_id).await?;
     if areq.response_type.issues_code()
         && pkce::missing_but_required(ctx, &app, areq.code_challenge.as_deref()).await?
@@ -94,6 +94,7 @@ fn needs_login<S: Store>(ctx: &Ctx<'_, S>, areq: &AuthorizationRequest, auth_tim
 /// (redirected errors).
 pub async fn parse<S: Store>(
     ctx: &Ctx<'_, S>,
+    req: &Request,
     params: &Params,
 ) -> Result<(App, AuthorizationRequest), Failure> {
     let page = |e: crate::core::http::ParamError| Failure::Page(e.into());
@@ -108,7 +109,7 @@ pub async fn parse<S: Store>(
         .map_err(page)?
         .ok_or_else(unknown_client)?;
     let app = if metadata_document::is_document_url(client_id) {
-        metadata_document::app(ctx, client_id).await?
+        metadata_document::app(ctx, client_id, req.client_ip()).await?
     } else {
         ctx.store
             .get_app(client_id)

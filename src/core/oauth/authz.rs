@@ -172,6 +172,7 @@ pub fn error_page(e: &OAuthError) -> Response {
     let status = match e.code {
         ErrorCode::ServerError => 500,
         ErrorCode::TemporarilyUnavailable => 503,
+        ErrorCode::RateLimitExceeded => 429,
         _ => 400,
     };
     Response::text(status, e.to_urlencoded().replace('+', "%20")).no_store()

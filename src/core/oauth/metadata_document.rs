@@ -15,7 +15,7 @@ use crate::core::model::App;
 use crate::core::org::org_settings;
 use crate::core::outbound::{check_url, max_age_s, FetchError};
 use crate::core::secret::Secret;
-use crate::core::storage::Store;
+use crate::core::storage::{Limit, Store};
 
 /// The draft's limits: documents are small, and slow hosts must not hold a request.
 pub const MAX_DOCUMENT_BYTES: usize = 5 * 1024;
@@ -38,8 +38,13 @@ fn refused(why: impl std::fmt::Display) -> Failure {
 
 /// The app of a metadata-document client, fetched (or refreshed) when its cached copy is
 /// missing or stale. Every failure is an error page: until the document is read there is no
-/// redirect URI to trust.
-pub async fn app<S: Store>(ctx: &Ctx<'_, S>, client_id: &str) -> Result<App, Failure> {
+/// redirect URI to trust. A document new to the org counts against the caller's address like
+/// an open registration (`RL_REGISTER`): it writes an app record, and URLs are free to invent.
+pub async fn app<S: Store>(
+    ctx: &Ctx<'_, S>,
+    client_id: &str,
+    caller_ip: &str,
+) -> Result<App, Failure> {
     let settings = org_settings(ctx).await?;
     let prefixes = &settings.client_id_metadata_document_prefixes;
     if !prefixes.is_empty() && !prefixes.iter().any(|p| client_id.starts_with(p.as_str())) {
@@ -91,7 +96,15 @@ pub async fn app<S: Store>(ctx: &Ctx<'_, S>, client_id: &str) -> Result<App, Fai
         Some(_) => {
             ctx.store.update_app(&app).await?;
         }
-        None => ctx.store.create_app(&app).await?,
+        None => {
+            if !ctx.store.allow(Limit::Registration, caller_ip).await? {
+                return Err(Failure::Page(OAuthError::new(
+                    ErrorCode::RateLimitExceeded,
+                    "too many new client ID metadata documents from this address; try again later",
+                )));
+            }
+            ctx.store.create_app(&app).await?
+        }
     }
     Ok(app)
 }
