@@ -564,12 +564,14 @@ test('org settings: CONTRACT §4 defaults, a switch changes, org_id cannot', asy
   const r = await admin('GET', '/admin/settings');
   assert.equal(r.status, 200);
   const s = r.json;
-  assert.deepEqual(Object.keys(s).sort(), ['allow_code_credentials_flow', 'allow_user_agent_flow', 'allow_username_password_flow', 'org_id', 'require_pkce']);
+  assert.deepEqual(Object.keys(s).sort(), ['allow_code_credentials_flow', 'allow_user_agent_flow', 'allow_username_password_flow', 'client_id_metadata_document_prefixes', 'open_registration', 'org_id', 'require_pkce']);
   assert.match(s.org_id, /^00D[0-9A-Za-z]{15}$/);
   assert.equal(s.allow_username_password_flow, false);
   assert.equal(s.allow_user_agent_flow, true);
   assert.equal(s.allow_code_credentials_flow, false);
   assert.equal(s.require_pkce, false);
+  assert.equal(s.open_registration, false);
+  assert.deepEqual(s.client_id_metadata_document_prefixes, []);
   const [row] = rows('select * from settings');
   assert.equal(row.org_id, s.org_id);
 
