@@ -171,6 +171,42 @@ impl AppRow {
 const APP_COLUMNS: &str =
     "client_id, secret_hash, name, callback_urls, scopes, policy, created_at, registration";
 
+impl EdgeStore {
+    /// Replaces an app's name, callback URLs, scopes, policy and registration; with `token`,
+    /// only while its registration access token hashes to it. One conditional statement at the
+    /// primary: of concurrent updates with one token, the first replaces it and every other
+    /// one finds it gone.
+    async fn replace_app(&self, app: &App, token: Option<&SecretHash>) -> Result<bool, StoreError> {
+        let reg = app.registration.as_ref().map(json).transpose()?;
+        app_changed(&app.client_id);
+        let condition = match token {
+            Some(_) => " AND json_extract(registration, '$.access_token_hash') = ?",
+            None => "",
+        };
+        let (callbacks, scopes, policy) = (
+            json(&app.callback_urls)?,
+            json(&app.scopes)?,
+            json(&app.policy)?,
+        );
+        let mut args = vec![
+            Arg::Text(&app.name),
+            Arg::Text(&callbacks),
+            Arg::Text(&scopes),
+            Arg::Text(&policy),
+            Arg::OptText(reg.as_deref()),
+            Arg::Text(&app.client_id),
+        ];
+        args.extend(token.map(|t| Arg::Text(&t.0)));
+        let n = self
+            .exec(
+                &format!("UPDATE apps SET name = ?, callback_urls = ?, scopes = ?, policy = ?, registration = ? WHERE client_id = ?{condition}"),
+                &args,
+            )
+            .await?;
+        Ok(n == 1)
+    }
+}
+
 impl AppStore for EdgeStore {
     async fn create_app(&self, app: &App) -> Result<(), StoreError> {
         let reg = app.registration.as_ref().map(json).transpose()?;
@@ -215,48 +251,14 @@ impl AppStore for EdgeStore {
         rows.into_iter().map(AppRow::into_app).collect()
     }
     async fn update_app(&self, app: &App) -> Result<bool, StoreError> {
-        let reg = app.registration.as_ref().map(json).transpose()?;
-        app_changed(&app.client_id);
-        let n = self
-            .exec(
-                "UPDATE apps SET name = ?, callback_urls = ?, scopes = ?, policy = ?, registration = ? WHERE client_id = ?",
-                &[
-                    Arg::Text(&app.name),
-                    Arg::Text(&json(&app.callback_urls)?),
-                    Arg::Text(&json(&app.scopes)?),
-                    Arg::Text(&json(&app.policy)?),
-                    Arg::OptText(reg.as_deref()),
-                    Arg::Text(&app.client_id),
-                ],
-            )
-            .await?;
-        Ok(n == 1)
+        self.replace_app(app, None).await
     }
     async fn update_registered_app(
         &self,
         app: &App,
         current: &SecretHash,
     ) -> Result<bool, StoreError> {
-        let reg = app.registration.as_ref().map(json).transpose()?;
-        app_changed(&app.client_id);
-        // One conditional statement at the primary: the first update with the token replaces
-        // it, and every other one finds it gone.
-        let n = self
-            .exec(
-                "UPDATE apps SET name = ?, callback_urls = ?, scopes = ?, policy = ?, registration = ? \
-                 WHERE client_id = ? AND json_extract(registration, '$.access_token_hash') = ?",
-                &[
-                    Arg::Text(&app.name),
-                    Arg::Text(&json(&app.callback_urls)?),
-                    Arg::Text(&json(&app.scopes)?),
-                    Arg::Text(&json(&app.policy)?),
-                    Arg::OptText(reg.as_deref()),
-                    Arg::Text(&app.client_id),
-                    Arg::Text(&current.0),
-                ],
-            )
-            .await?;
-        Ok(n == 1)
+        self.replace_app(app, Some(current)).await
     }
     async fn find_registered_app(
         &self,
