@@ -576,3 +576,36 @@ fn new_metadata_documents_count_against_the_address_like_open_registrations() {
     // Known documents (cached or refetched) are not counted.
     assert_eq!(try_doc(0).status, 200);
 }
+
+#[test]
+fn a_registered_client_gets_no_refresh_token_unless_it_registered_the_refresh_grant() {
+    let s = Server::new();
+    let token = initial_token(&s, json!({}));
+    s.user("plain.user");
+    let register_with = |grants: Value| {
+        let r = register(
+            &s,
+            Some(&token),
+            &json!({"redirect_uris": [CALLBACK], "grant_types": grants}),
+        );
+        let j = r.json();
+        App {
+            client_id: j["client_id"].as_str().unwrap().into(),
+            secret: j["client_secret"].as_str().unwrap().into(),
+        }
+    };
+    let code_only = register_with(json!(["authorization_code"]));
+    let t = s.tokens(&code_only, "plain.user");
+    assert!(t.get("refresh_token").is_none(), "{t}");
+    let with_refresh = register_with(json!(["authorization_code", "refresh_token"]));
+    assert!(s.tokens(&with_refresh, "plain.user")["refresh_token"].is_string());
+    // Nor the device flow, unless registered.
+    let r = s.post_form(
+        "/services/oauth2/device",
+        &[
+            ("client_id", &code_only.client_id),
+            ("client_secret", &code_only.secret),
+        ],
+    );
+    assert_eq!((r.status, r.error().as_str()), (400, "unauthorized_client"));
+}

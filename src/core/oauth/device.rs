@@ -95,7 +95,9 @@ async fn client<S: Store>(
         dialect == Dialect::Rfc8628 && app.policy.secret_required_web_server
     })
     .await?;
-    if !client.app.policy.device_flow {
+    // Salesforce's "Enable for Device Flow", and for a client that registered itself, the
+    // device grant among its registered grant types (RFC 7591 §2).
+    if !client.app.policy.device_flow || !client.app.allows_grant(GRANT_TYPE) {
         return Err(OAuthError::new(
             ErrorCode::UnauthorizedClient,
             "the device flow is not enabled for this app",

@@ -30,10 +30,13 @@ pub struct Minted {
 }
 
 /// Whether the app's policy lets a refresh token be issued for `scopes`
-/// (salesforce-reference.md §1.2: `refresh_token`/`offline_access` granted, policy not `zero`).
+/// (salesforce-reference.md §1.2: `refresh_token`/`offline_access` granted, policy not `zero`),
+/// and, for a client that registered itself, whether it registered the refresh grant (a token
+/// it could not use is not issued).
 pub fn refresh_allowed(app: &App, scopes: &ScopeSet) -> bool {
     scopes.allows_refresh()
         && app.policy.refresh_token_policy != RefreshTokenPolicy::Named(NamedRefreshPolicy::Zero)
+        && app.allows_grant("refresh_token")
 }
 
 /// An access token — opaque `{org_id}!{route}{random}{stamp}` (Salesforce's shape, §0.4, with
