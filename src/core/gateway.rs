@@ -20,6 +20,23 @@ pub const METADATA_PATH: &str = "/.well-known/oauth-protected-resource";
 /// Headers that carry the caller's identity upstream; any the caller sends are dropped first.
 pub const IDENTITY_PREFIX: &str = "x-auth-";
 
+/// Whether a request header goes upstream: never the caller's credential (`Authorization`),
+/// never an identity header the caller made up, and never cookies — the gateway shares its
+/// origin with the login pages, so a browser would send the session cookie along.
+pub fn forwards_request_header(name: &str) -> bool {
+    let name = name.to_ascii_lowercase();
+    !(name == "authorization"
+        || name == "cookie"
+        || name == "host"
+        || name.starts_with(IDENTITY_PREFIX))
+}
+
+/// Whether a response header comes back from the upstream: not `Set-Cookie`, by which an
+/// upstream could set (or fix) a cookie of the authorization server's origin.
+pub fn forwards_response_header(name: &str) -> bool {
+    !name.eq_ignore_ascii_case("set-cookie")
+}
+
 /// One route (`[vars] GATEWAY_ROUTES`).
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -302,5 +319,23 @@ mod tests {
         )
         .is_err());
         assert!(parse_routes(Some("not json"), None).is_err());
+    }
+
+    #[test]
+    fn neither_credentials_nor_cookies_cross_the_gateway() {
+        for refused in [
+            "Authorization",
+            "cookie",
+            "Host",
+            "X-Auth-Sub",
+            "x-auth-anything",
+        ] {
+            assert!(!forwards_request_header(refused), "{refused}");
+        }
+        for kept in ["content-type", "accept", "mcp-session-id", "x-request-id"] {
+            assert!(forwards_request_header(kept), "{kept}");
+        }
+        assert!(!forwards_response_header("Set-Cookie"));
+        assert!(forwards_response_header("content-type"));
     }
 }

@@ -1,11 +1,11 @@
-//! Forwarding a gateway request (`core/gateway.rs` decides whether and where): the caller's
-//! method, headers and body stream go to the upstream, less its `Authorization` and any
-//! `X-Auth-*` headers, plus the identity headers the core computed; the upstream's response,
-//! body still streaming, is the answer. Nothing is buffered either way.
+//! Forwarding a gateway request (`core/gateway.rs` decides whether, where, and which headers
+//! pass): the caller's method, headers and body stream go to the upstream, plus the identity
+//! headers the core computed; the upstream's response, body still streaming, is the answer.
+//! Nothing is buffered either way.
 
 use worker::{Fetch, Headers, Method, RequestInit, RequestRedirect};
 
-use crate::core::gateway::IDENTITY_PREFIX;
+use crate::core::gateway::{forwards_request_header, forwards_response_header};
 
 pub async fn forward(
     req: worker::Request,
@@ -14,11 +14,9 @@ pub async fn forward(
 ) -> worker::Result<worker::Response> {
     let headers = Headers::new();
     for (name, value) in req.headers().entries() {
-        let lower = name.to_ascii_lowercase();
-        if lower == "authorization" || lower == "host" || lower.starts_with(IDENTITY_PREFIX) {
-            continue;
+        if forwards_request_header(&name) {
+            headers.append(&name, &value)?;
         }
-        headers.append(&name, &value)?;
     }
     for (name, value) in &identity {
         headers.set(name, value)?;
@@ -33,7 +31,15 @@ pub async fn forward(
     }
     let outbound = worker::Request::new_with_init(url, &init)?;
     match Fetch::Request(outbound).send().await {
-        Ok(resp) => Ok(resp),
+        Ok(resp) => {
+            let back = Headers::new();
+            for (name, value) in resp.headers().entries() {
+                if forwards_response_header(&name) {
+                    back.append(&name, &value)?;
+                }
+            }
+            Ok(resp.with_headers(back))
+        }
         Err(e) => {
             let without_query = url.split('?').next().unwrap_or_default();
             worker::console_error!("gateway: upstream {without_query} failed: {e}");

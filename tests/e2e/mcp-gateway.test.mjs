@@ -117,7 +117,8 @@ async function startUpstream() {
       }
       let body = '';
       for await (const chunk of req) body += chunk;
-      res.writeHead(200, { 'content-type': 'application/json', 'x-upstream': 'echo' });
+      // A cookie for the authorization server's origin, which must never reach the browser.
+      res.writeHead(200, { 'content-type': 'application/json', 'x-upstream': 'echo', 'set-cookie': '__Host-eo_sid=fixed; Path=/; Secure' });
       res.end(JSON.stringify({ method: req.method, url: req.url, headers: req.headers, body }));
     } catch (e) {
       if (!res.headersSent) res.writeHead(500);
@@ -510,7 +511,7 @@ test('streaming: an SSE response reaches the client event by event through the g
   assert.equal(hit.headers['x-auth-sub'], identityUrl);
 });
 
-test('forwarding: prefix stripped, query, method and body kept; caller-sent X-Auth-* headers replaced or dropped', async () => {
+test('forwarding: prefix stripped, query, method and body kept; caller-sent X-Auth-* headers replaced or dropped; no cookie either way', async () => {
   demoToken ??= (await codeToken(webApp, { resource: resourceOf('demo') })).access_token;
   const r = await fetch(`${base}/gateway/demo/echo/a/b?x=1&y=two%20words`, {
     method: 'POST',
@@ -518,11 +519,13 @@ test('forwarding: prefix stripped, query, method and body kept; caller-sent X-Au
       authorization: `Bearer ${demoToken}`, 'content-type': 'text/plain',
       'x-auth-sub': 'https://evil.example/id/x', 'x-auth-user': 'evil@example.com', 'x-auth-client-id': 'evil',
       'x-auth-scope': 'full', 'x-auth-resource': 'https://evil.example', 'x-auth-admin': 'yes', 'x-other': 'kept',
+      cookie: 'eo_sid=the-login-session; other=1',
     },
     body: 'hello upstream',
   });
   assert.equal(r.status, 200);
   assert.equal(r.headers.get('x-upstream'), 'echo', 'upstream response headers come back');
+  assert.equal(r.headers.get('set-cookie'), null, 'an upstream cannot set cookies of our origin');
   const echo = await r.json();
   assert.equal(echo.method, 'POST');
   assert.equal(echo.url, '/echo/a/b?x=1&y=two%20words');
@@ -536,6 +539,7 @@ test('forwarding: prefix stripped, query, method and body kept; caller-sent X-Au
   assert.equal(echo.headers['x-auth-resource'], resourceOf('demo'));
   assert.equal(echo.headers['x-auth-admin'], undefined, 'an unknown caller X-Auth-* header is stripped');
   assert.equal(echo.headers['x-other'], 'kept');
+  assert.equal(echo.headers.cookie, undefined, 'the login session cookie never reaches the upstream');
 });
 
 test('refused without a usable token: none, in the query, unknown', async () => {
