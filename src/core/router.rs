@@ -75,7 +75,13 @@ pub async fn handle<S: Store>(ctx: &Ctx<'_, S>, req: &Request) -> Response {
         None => None,
     };
     if req.method == Method::Options && exposure.is_some() {
-        return cors::preflight(origin);
+        // RFC 7592 manages a registration with PUT and DELETE too.
+        let methods = if path.starts_with(register::PATH) {
+            "GET, POST, PUT, DELETE, OPTIONS"
+        } else {
+            "GET, POST, OPTIONS"
+        };
+        return cors::preflight(origin, methods);
     }
     let resp = route(ctx, req, path).await;
     cors::apply(resp, origin)

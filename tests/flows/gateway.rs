@@ -609,3 +609,30 @@ fn a_registered_client_gets_no_refresh_token_unless_it_registered_the_refresh_gr
     );
     assert_eq!((r.status, r.error().as_str()), (400, "unauthorized_client"));
 }
+
+#[test]
+fn browser_clients_may_register_and_manage_cross_origin() {
+    let s = Server::new();
+    let r = s.send(
+        Method::Options,
+        "/services/oauth2/register/some-client",
+        &[
+            ("origin", "https://spa.example.org"),
+            ("access-control-request-method", "PUT"),
+        ],
+        "",
+    );
+    assert_eq!(r.status, 204);
+    assert_eq!(r.header("access-control-allow-origin"), Some("*"));
+    assert!(r
+        .header("access-control-allow-methods")
+        .unwrap()
+        .contains("DELETE"));
+    let meta = s.send(
+        Method::Get,
+        "/.well-known/oauth-protected-resource/gateway/demo",
+        &[("origin", "https://spa.example.org")],
+        "",
+    );
+    assert_eq!(meta.header("access-control-allow-origin"), Some("*"));
+}

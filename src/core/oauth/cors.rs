@@ -37,12 +37,12 @@ pub fn apply(resp: Response, origin: Option<String>) -> Response {
     }
 }
 
-/// The answer to an `OPTIONS` preflight.
-pub fn preflight(origin: Option<String>) -> Response {
+/// The answer to an `OPTIONS` preflight; `methods` are the endpoint's.
+pub fn preflight(origin: Option<String>, methods: &str) -> Response {
     match origin {
         Some(o) => Response::empty(204)
             .with_header("access-control-allow-origin", &o)
-            .with_header("access-control-allow-methods", "GET, POST, OPTIONS")
+            .with_header("access-control-allow-methods", methods)
             .with_header(
                 "access-control-allow-headers",
                 "authorization, content-type, accept",
