@@ -25,6 +25,7 @@ use super::scope::ScopeSet;
 use crate::core::config::Ctx;
 use crate::core::future::both;
 use crate::core::http::Response;
+use crate::core::model::App;
 use crate::core::org::org_id;
 use crate::core::storage::{Store, StoreError, UserClaims};
 
@@ -43,31 +44,17 @@ pub async fn issue<S: Store>(
         )),
         _ => Failure::Internal,
     };
-    let app = request_app(ctx, &areq.client_id).await?;
-    let inactive = || back(OAuthError::new(ErrorCode::AccessDenied, "user is inactive"));
-    let claims = active_claims(ctx, user_id, claims)
-        .await?
-        .ok_or_else(inactive)?;
-    let org_id = org_id(ctx).await?;
-    let scopes = ScopeSet::from_list(&areq.scopes);
+    let inactive = || back(inactive_user());
+    let parts = Parts::read(ctx, areq, user_id, claims).await?;
+    let (app, scopes) = (&parts.app, &parts.scopes);
     let family_id = new_family_id(ctx);
-    let with_refresh = refresh_allowed(&app, &scopes) && is_private_use_scheme(&areq.redirect_uri);
-    let grant = Grant {
-        org_id: &org_id,
-        app: &app,
-        client_secret: None,
-        user_id,
-        claims: &claims,
-        scopes: &scopes,
-        auth_time_s: authn.auth_time_s,
-        nonce: areq.nonce.as_deref(),
-        resource: areq.resource.as_deref(),
-    };
+    let with_refresh = refresh_allowed(app, scopes) && is_private_use_scheme(&areq.redirect_uri);
+    let grant = parts.grant(areq, user_id, authn);
     let minted = mint(ctx, &grant, &family_id, with_refresh)
         .await
         .map_err(back)?;
     let web = (areq.response_type == ResponseType::HybridToken)
-        .then(|| WebSessions::mint(ctx, &family_id, &scopes));
+        .then(|| WebSessions::mint(ctx, &family_id, scopes));
     // Signed before anything is stored, as at the token endpoint.
     let mut fields = token_fields(
         ctx,
@@ -115,25 +102,63 @@ pub async fn code_id_token<S: Store>(
     authn: Authn,
     code: &crate::core::secret::Secret,
 ) -> Result<String, Failure> {
-    let back = |e: OAuthError| Failure::Redirect(Box::new(areq.clone()), e);
-    let app = request_app(ctx, &areq.client_id).await?;
-    let claims = active_claims(ctx, user_id, claims)
-        .await?
-        .ok_or_else(|| back(OAuthError::new(ErrorCode::AccessDenied, "user is inactive")))?;
-    let org_id = org_id(ctx).await?;
-    let scopes = ScopeSet::from_list(&areq.scopes);
-    let grant = Grant {
-        org_id: &org_id,
-        app: &app,
-        client_secret: None,
-        user_id,
-        claims: &claims,
-        scopes: &scopes,
-        auth_time_s: authn.auth_time_s,
-        nonce: areq.nonce.as_deref(),
-        resource: areq.resource.as_deref(),
-    };
-    id_token(ctx, &grant, BoundTo::Code(code))
+    let parts = Parts::read(ctx, areq, user_id, claims).await?;
+    id_token(ctx, &parts.grant(areq, user_id, authn), BoundTo::Code(code))
         .await
-        .map_err(back)
+        .map_err(|e| Failure::Redirect(Box::new(areq.clone()), e))
+}
+
+fn inactive_user() -> OAuthError {
+    OAuthError::new(ErrorCode::AccessDenied, "user is inactive")
+}
+
+/// What tokens from the authorization endpoint are described by, read once: the app, the
+/// user's claims (an inactive user is `access_denied` back to the client), the org, the
+/// request's scopes.
+struct Parts {
+    app: App,
+    claims: UserClaims,
+    org_id: String,
+    scopes: ScopeSet,
+}
+
+impl Parts {
+    async fn read<S: Store>(
+        ctx: &Ctx<'_, S>,
+        areq: &AuthorizationRequest,
+        user_id: &str,
+        claims: Option<UserClaims>,
+    ) -> Result<Self, Failure> {
+        let app = request_app(ctx, &areq.client_id).await?;
+        let claims = active_claims(ctx, user_id, claims)
+            .await?
+            .ok_or_else(|| Failure::Redirect(Box::new(areq.clone()), inactive_user()))?;
+        Ok(Self {
+            app,
+            claims,
+            org_id: org_id(ctx).await?,
+            scopes: ScopeSet::from_list(&areq.scopes),
+        })
+    }
+
+    /// The grant of `areq` for `user_id`: no client secret at this endpoint, the request's
+    /// nonce and resource.
+    fn grant<'a>(
+        &'a self,
+        areq: &'a AuthorizationRequest,
+        user_id: &'a str,
+        authn: Authn,
+    ) -> Grant<'a> {
+        Grant {
+            org_id: &self.org_id,
+            app: &self.app,
+            client_secret: None,
+            user_id,
+            claims: &self.claims,
+            scopes: &self.scopes,
+            auth_time_s: authn.auth_time_s,
+            nonce: areq.nonce.as_deref(),
+            resource: areq.resource.as_deref(),
+        }
+    }
 }
