@@ -183,6 +183,19 @@ fn the_registration_access_token_reads_rotates_on_update_and_deletes() {
         manage(&s, Method::Put, &uri, &rat2, Some(&other)).error(),
         "invalid_client_metadata"
     );
+    let public = json!({"client_id": app.client_id, "redirect_uris": [CALLBACK], "token_endpoint_auth_method": "none"});
+    assert_eq!(
+        manage(&s, Method::Put, &uri, &rat2, Some(&public)).error(),
+        "invalid_client_metadata"
+    );
+    let wrong_secret =
+        json!({"client_id": app.client_id, "client_secret": "not-it", "redirect_uris": [CALLBACK]});
+    assert_eq!(
+        manage(&s, Method::Put, &uri, &rat2, Some(&wrong_secret)).error(),
+        "invalid_client_metadata"
+    );
+    // Refused updates leave the token as it was.
+    assert_eq!(manage(&s, Method::Get, &uri, &rat2, None).status, 200);
     // Delete: the client and its tokens end.
     let gw = s.app(json!({"introspect_all_tokens": true}));
     let introspect = |t: &str| {

@@ -4,7 +4,9 @@
 
 use std::collections::HashSet;
 
-use edge_oauth::core::storage::Route;
+use edge_oauth::core::secret::Secret;
+use edge_oauth::core::storage::{CodeStore, Route};
+use futures_executor::block_on;
 use serde_json::{json, Value};
 
 use crate::support::*;
@@ -93,9 +95,19 @@ fn a_shard_that_is_down_fails_only_its_own_keys_cleanly_and_loses_nothing() {
         let r = route_of(t["refresh_token"].as_str().unwrap());
         by_route[usize::from(r.0)].push(t);
     }
-    // Codes minted before the outage, one of them (at least) on the shard that goes down.
-    let mut codes = vec![];
-    while codes.len() < 12 {
+    // Codes minted before the outage, until one (at least) is on the shard that goes down and
+    // one on another (a code's shard is its family's, chosen at random when it is minted).
+    let route_of_code = |code: &str| {
+        let grant = block_on(s.store.get_code(&Secret::new(code).hash()))
+            .unwrap()
+            .unwrap();
+        Route::of_key(&grant.family_id).unwrap()
+    };
+    let mut codes: Vec<String> = vec![];
+    while codes.len() < 4
+        || !codes.iter().any(|c| route_of_code(c) == Route(2))
+        || codes.iter().all(|c| route_of_code(c) == Route(2))
+    {
         codes.push(s.code_for(&app, &next_user(), &[]));
     }
     s.store.take_shard_down(Some(Route(2)));
