@@ -4,7 +4,9 @@ SHELL := /bin/bash
 export PATH := $(HOME)/.cargo/bin:$(PATH)
 WASM_BINDGEN_VERSION := $(shell awk '/^name = "wasm-bindgen"$$/{getline; gsub(/"/,"",$$3); print $$3}' Cargo.lock)
 WORKER_BUILD_VERSION := 0.8.7
-SOURCES := $(shell find src -name '*.rs') $(shell find www -type f) Cargo.toml Cargo.lock
+SOURCES := $(shell find src -name '*.rs') www/asset-token.html www/asset-token.js Cargo.toml Cargo.lock
+# The browser bundle and demo app (www/, served from build/www as static assets).
+WWW_SOURCES := $(shell find www/src www/js www/demo -type f) www/Cargo.toml www/style.css www/README.md Cargo.lock scripts/build-www.sh
 
 .PHONY: dev test test-native test-wasm test-e2e bench build tools tools-rust tools-browser tools-python lint
 
@@ -41,10 +43,13 @@ lint:
 	cargo clippy --all-targets -- -D warnings
 	cargo clippy --target wasm32-unknown-unknown -- -D warnings
 
-build: build/worker/shim.mjs
+build: build/worker/shim.mjs build/www/index.html
 
 build/worker/shim.mjs: $(SOURCES)
 	EDGE_OAUTH_PREBUILT=0 sh scripts/build-worker.sh
+
+build/www/index.html: $(WWW_SOURCES)
+	EDGE_OAUTH_PREBUILT=0 sh scripts/build-www.sh
 
 tools: tools-rust node_modules/.package-lock.json
 

@@ -76,6 +76,21 @@ if (process.env.SEED !== '0') {
   const user = existing
     ? await admin('PATCH', `/admin/users/${existing.user_id}`, { password, active: true })
     : await admin('POST', '/admin/users', { username: 'demo@example.com', password, email: 'demo@example.com', name: 'Demo User' });
+  // The demo single-page app at / (www/demo): a public client (PKCE, rotating refresh tokens)
+  // with the well-known client_id the page uses. Its callback is this origin on any port
+  // (a loopback IP, RFC 8252 §7.3) and localhost on this port.
+  const spa = (await admin('GET', '/admin/apps')).apps.find((a) => a.client_id === 'edge-oauth-demo')
+    ?? await admin('POST', '/admin/apps', {
+      client_id: 'edge-oauth-demo',
+      name: 'Demo SPA',
+      callback_urls: ['http://127.0.0.1/', `http://localhost:${port}/`],
+      scopes: ['openid', 'profile', 'email', 'api', 'refresh_token'],
+      secret_required_web_server: false,
+      secret_required_refresh: false,
+      rotate_refresh_tokens: true,
+      allowed_origins: [base, `http://localhost:${port}`],
+    });
+  lines.push(`  demo SPA:    ${base}/ (client_id ${spa.client_id})`);
   lines.push('  demo app:', `    client_id:     ${app.client_id}`, `    client_secret: ${app.client_secret}`,
     `    callback_urls: ${app.callback_urls.join(', ')}`,
     '  demo user:', `    username: ${user.username}`, `    password: ${password}`);

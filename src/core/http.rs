@@ -230,7 +230,7 @@ impl Response {
     /// callback must be listed or the final redirect to the client is blocked.
     pub fn html(status: u16, body: String, form_target: &str) -> Self {
         let csp = format!(
-            "default-src 'none'; style-src 'unsafe-inline'; form-action 'self' {form_target}; frame-ancestors 'none'; base-uri 'none'"
+            "default-src 'none'; style-src 'self'; form-action 'self' {form_target}; frame-ancestors 'none'; base-uri 'none'"
         );
         Self::new(status, "text/html;charset=UTF-8", body)
             .with_header("x-frame-options", "DENY")

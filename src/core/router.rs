@@ -84,7 +84,30 @@ pub async fn handle<S: Store>(ctx: &Ctx<'_, S>, req: &Request) -> Response {
         return cors::preflight(origin, methods);
     }
     let resp = route(ctx, req, path).await;
-    cors::apply(resp, origin)
+    cors::apply(html_for_browsers(req, resp), origin)
+}
+
+/// An error page (`authz::error_page`: plain text `error=…&error_description=…`) becomes the
+/// styled HTML page for a caller that accepts `text/html`; other callers keep the text.
+fn html_for_browsers(req: &Request, resp: Response) -> Response {
+    let is_error_page = resp.status >= 400
+        && resp.header("content-type") == Some("text/plain;charset=UTF-8")
+        && resp.body.starts_with(b"error=");
+    let wants_html = req
+        .header("accept")
+        .is_some_and(|a| a.to_ascii_lowercase().contains("text/html"));
+    if !(is_error_page && wants_html) {
+        return resp;
+    }
+    let line = String::from_utf8_lossy(&resp.body);
+    let mut page = super::oauth::pages::error(resp.status, line.trim_end());
+    // Headers the error carried (e.g. Retry-After on a 429) stay.
+    for (k, v) in &resp.headers {
+        if page.header(k).is_none() {
+            page = page.with_header(k, v);
+        }
+    }
+    page
 }
 
 async fn route<S: Store>(ctx: &Ctx<'_, S>, req: &Request, path: &str) -> Response {

@@ -188,11 +188,38 @@ fn new_secret<S: Store>(ctx: &Ctx<'_, S>) -> Secret {
     Secret::random_base62(ctx.rng, 64)
 }
 
+/// An operator-chosen `client_id` (an existing consumer key kept through a migration, or a
+/// well-known one like the demo app's `edge-oauth-demo`): 1 to 255 unreserved URI characters.
+fn chosen_client_id(obj: &mut Map<String, Value>) -> Result<Option<String>, AdminError> {
+    match obj.remove("client_id") {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(id))
+            if !id.is_empty()
+                && id.len() <= 255
+                && id
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b)) =>
+        {
+            Ok(Some(id))
+        }
+        Some(_) => Err(AdminError::bad_request(
+            "client_id must be 1 to 255 characters of A-Z a-z 0-9 - . _ ~",
+        )),
+    }
+}
+
 pub async fn create<S: Store>(ctx: &Ctx<'_, S>, req: &Request) -> AdminResult {
-    let input = parse_input(json_object(req, false)?)?;
+    let mut obj = json_object(req, false)?;
+    let chosen = chosen_client_id(&mut obj)?;
+    if let Some(id) = &chosen {
+        if ctx.store.get_app(id).await?.is_some() {
+            return Err(AdminError::conflict("an app with this client_id exists"));
+        }
+    }
+    let input = parse_input(obj)?;
     let secret = new_secret(ctx);
     let app = App {
-        client_id: new_consumer_key(ctx.rng),
+        client_id: chosen.unwrap_or_else(|| new_consumer_key(ctx.rng)),
         secret_hash: secret.hash(),
         name: input.name,
         callback_urls: input.callback_urls,

@@ -31,6 +31,13 @@ impl AdminError {
             message: message.into(),
         }
     }
+    fn conflict(message: &str) -> Self {
+        Self {
+            status: 409,
+            code: "conflict",
+            message: message.into(),
+        }
+    }
     fn not_found(what: &str) -> Self {
         Self {
             status: 404,

@@ -22,13 +22,9 @@ fn csp_source(redirect_uri: &str) -> String {
     }
 }
 
-const STYLE: &str = "
-body{font-family:system-ui,sans-serif;background:#f3f4f6;margin:0;display:flex;justify-content:center}
-main{background:#fff;margin-top:8vh;padding:2rem;border-radius:8px;box-shadow:0 1px 4px #0002;width:22rem}
-h1{font-size:1.25rem;margin-top:0} label{display:block;margin:.75rem 0 .25rem}
-input{width:100%;padding:.5rem;box-sizing:border-box} button{margin-top:1rem;padding:.5rem 1rem}
-.error{color:#b91c1c} ul{padding-left:1.2rem}
-";
+/// The stylesheet every page (and the demo app at `/`) shares: `www/style.css`, served as a
+/// static asset (wrangler.toml `[assets]`), so pages allow `style-src 'self'` and no inline style.
+pub const STYLESHEET: &str = "/static/edge-oauth.css";
 
 /// The page around `body`. maud escapes every interpolated value.
 fn layout(title: &str, body: Markup) -> String {
@@ -39,12 +35,35 @@ fn layout(title: &str, body: Markup) -> String {
                 meta charset="utf-8";
                 meta name="viewport" content="width=device-width, initial-scale=1";
                 title { (title) }
-                style { (PreEscaped(STYLE)) }
+                link rel="stylesheet" href=(STYLESHEET);
             }
-            body { main { (body) } }
+            body { main { p.brand { "edge-oauth" } (body) } }
         }
     }
     .into_string()
+}
+
+/// An error that cannot be redirected (`authz::error_page`), for a browser: the same
+/// `error=…&error_description=…` line Salesforce clients read, as the page's text, under a
+/// heading. `line` is that plain-text body.
+pub fn error(status: u16, line: &str) -> Response {
+    let description = line
+        .split('&')
+        .find_map(|p| p.strip_prefix("error_description="))
+        .map(|d| {
+            form_urlencoded::parse(["d=", d].concat().as_bytes())
+                .map(|(_, v)| v.into_owned())
+                .collect::<String>()
+        });
+    let body = html! {
+        h1 { "This sign-in cannot continue" }
+        @if let Some(d) = description {
+            p { (d) "." }
+        }
+        p { code #error-line { (line) } }
+        p.muted { "Go back to the app you came from and try again. If this keeps happening, tell its developer what this page says." }
+    };
+    Response::html(status, layout("Sign-in error", body), "")
 }
 
 fn hidden(form: &Form<'_>) -> Markup {
@@ -213,7 +232,7 @@ pub fn form_post(redirect_uri: &str, pairs: &[(&str, &str)]) -> Response {
     };
     let hash = crate::core::secret::b64(&crate::core::secret::sha256(AUTO_SUBMIT.as_bytes()));
     let csp = format!(
-        "default-src 'none'; script-src 'sha256-{hash}'; style-src 'unsafe-inline'; form-action {}; frame-ancestors 'none'; base-uri 'none'",
+        "default-src 'none'; script-src 'sha256-{hash}'; style-src 'self'; form-action {}; frame-ancestors 'none'; base-uri 'none'",
         csp_source(redirect_uri)
     );
     Response::new(200, "text/html;charset=UTF-8", layout("Continue", body))
