@@ -21,8 +21,11 @@ test: tools tools-browser tools-python
 test-native:
 	cargo test --all-targets
 
-# The wasm32 build of the whole worker, exactly as deployed.
+# The wasm32 build of the whole worker, exactly as deployed, and the browser bundle's unit tests
+# (www/src/tests.rs) in headless Chromium through wasm-bindgen-test-runner and chromedriver.
 test-wasm: build
+	cd www && CHROMEDRIVER=$$(command -v chromedriver) CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner \
+		cargo test --features std --target wasm32-unknown-unknown
 
 # The whole e2e suite twice: with one token shard, then with four (issue 15). Both runs always
 # run; the target fails if either failed.
@@ -42,6 +45,7 @@ lint:
 	cargo fmt --all -- --check
 	cargo clippy --all-targets -- -D warnings
 	cargo clippy --target wasm32-unknown-unknown -- -D warnings
+	cargo clippy -p edge-oauth-browser --target wasm32-unknown-unknown -- -D warnings
 
 build: build/worker/shim.mjs build/www/index.html
 
@@ -72,4 +76,4 @@ tools-python: .venv/.installed
 	@touch $@
 
 tools-browser:
-	@command -v chromium >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver; }
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver; }

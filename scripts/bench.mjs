@@ -26,7 +26,7 @@ import { join } from 'node:path';
 import { cpuMeter } from '../bench/cpu.mjs';
 import { client, newAgent, runClosedLoops } from '../bench/load.mjs';
 import { floor, preparePeer, prepareOurs, scenarios } from '../bench/scenarios.mjs';
-import { deploySize, wasmSize } from '../bench/sizes.mjs';
+import { bundleSizes, deploySize, wasmSize } from '../bench/sizes.mjs';
 import { FLOOR_CONFIG, PEER_CONFIG, startFloor, startOurs, startPeer } from '../bench/workers.mjs';
 import { ROOT } from './worker.mjs';
 
@@ -270,6 +270,19 @@ const ourWasm = wasmSize(join(ROOT, 'build', 'index_bg.wasm'));
 const floorWasm = wasmSize(join(ROOT, 'bench', 'floor', 'build', 'index_bg.wasm'));
 emit();
 emit(`Our wasm: ${ourWasm.rawKiB.toFixed(0)} KiB raw, ${ourWasm.gzipKiB.toFixed(0)} KiB gzip (the floor's: the \`worker\` crate plus argon2 for its password-hashing op: ${floorWasm.rawKiB.toFixed(0)} KiB raw, ${floorWasm.gzipKiB.toFixed(0)} KiB gzip).`);
+
+// Issue 11: everything the demo app at / downloads, against oidc-client-ts measured the same way.
+const bundle = bundleSizes();
+emit();
+emit('The browser bundle: everything `/` (the demo app) loads, `gzip -9` bytes each:');
+emit();
+emit('| file | raw B | gzip -9 B |');
+emit('|---|---|---|');
+for (const f of bundle.files) emit(`| ${f.file} | ${f.raw} | ${f.gzip} |`);
+emit(`| **all of /** | ${bundle.files.reduce((s, f) => s + f.raw, 0)} | **${bundle.total}** |`);
+emit(`| oidc-client-ts ${bundle.oidcClientTs.version} \`min.js\` | ${bundle.oidcClientTs.raw} | ${bundle.oidcClientTs.gzip} |`);
+emit();
+emit(`All of / is ${bundle.total < bundle.oidcClientTs.gzip ? 'under' : 'OVER'} oidc-client-ts's min.js: ${bundle.total} B against ${bundle.oidcClientTs.gzip} B gzip -9.`);
 
 if (env.BENCH_STEPS === '1') {
   const { runSteps } = await import('../bench/steps.mjs');

@@ -34,5 +34,17 @@ cp www/js/edge-oauth.js www/js/edge-oauth.d.ts www/README.md "$pkg/"
 cp www/js/package.json "$pkg/package.json"
 # The demo app at / and the stylesheet shared with the server's pages.
 cp "$pkg/edge-oauth.js" "$pkg/edge_oauth_browser.js" "$pkg/edge_oauth_browser_bg.wasm" build/www/sdk/
-cp www/demo/index.html www/demo/demo.js www/demo/_headers build/www/
-cp www/style.css build/www/static/edge-oauth.css
+cp www/demo/index.html www/demo/_headers build/www/
+# What the demo serves is minified (the package keeps the readable files).
+ESBUILD="${ESBUILD_BIN:-}"
+[ -z "$ESBUILD" ] && [ -x node_modules/.bin/esbuild ] && ESBUILD=node_modules/.bin/esbuild
+if [ -n "$ESBUILD" ]; then
+  for f in edge-oauth.js edge_oauth_browser.js; do
+    "$ESBUILD" --minify --format=esm --log-level=warning "$pkg/$f" --outfile="build/www/sdk/$f"
+  done
+  "$ESBUILD" --minify --format=esm --log-level=warning www/demo/demo.js --outfile=build/www/demo.js
+  "$ESBUILD" --minify --log-level=warning www/style.css --outfile=build/www/static/edge-oauth.css
+else
+  cp www/demo/demo.js build/www/
+  cp www/style.css build/www/static/edge-oauth.css
+fi

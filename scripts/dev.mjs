@@ -90,7 +90,7 @@ if (process.env.SEED !== '0') {
       rotate_refresh_tokens: true,
       allowed_origins: [base, `http://localhost:${port}`],
     });
-  lines.push(`  demo SPA:    ${base}/ (client_id ${spa.client_id})`);
+  lines.splice(1, 0, `  demo SPA:    ${base}/  ← open this and log in as the demo user below (client_id ${spa.client_id})`);
   lines.push('  demo app:', `    client_id:     ${app.client_id}`, `    client_secret: ${app.client_secret}`,
     `    callback_urls: ${app.callback_urls.join(', ')}`,
     '  demo user:', `    username: ${user.username}`, `    password: ${password}`);

@@ -126,3 +126,103 @@ fn form_values_are_percent_encoded() {
         "scope=openid%20api&redirect_uri=http%3A%2F%2F127.0.0.1%3A8787%2F%3Fa%3Db%26c"
     );
 }
+
+fn claims(json: &str) -> wasm_bindgen::JsValue {
+    js_sys::JSON::parse(json).unwrap()
+}
+
+fn expect(nonce: Option<&'static str>) -> crate::jwt::Expect<'static> {
+    crate::jwt::Expect {
+        issuer: "https://op.example",
+        client_id: "app",
+        now_s: 1_000_000.0,
+        nonce,
+        at_hash: Some(("abc", true)),
+        sub: None,
+    }
+}
+
+#[wasm_bindgen_test]
+fn id_token_claims_are_checked_one_by_one() {
+    use crate::jwt::check_claims;
+    let good = r#"{"iss":"https://op.example","aud":"app","exp":1000100,"iat":999990,"sub":"u1","nonce":"n1","at_hash":"abc"}"#;
+    assert_eq!(check_claims(&claims(good), &expect(Some("n1"))), Ok(()));
+    let cases = [
+        (
+            good.replace("https://op.example", "https://evil.example"),
+            "iss is not the issuer",
+        ),
+        (
+            good.replace(r#""aud":"app""#, r#""aud":"other""#),
+            "aud does not include this client",
+        ),
+        (
+            good.replace(r#""aud":"app""#, r#""aud":["app","other"]"#),
+            "azp is not this client",
+        ),
+        (
+            good.replace(r#""aud":"app""#, r#""aud":"app","azp":"other""#),
+            "azp is not this client",
+        ),
+        (good.replace("1000100", "999900"), "expired"),
+        (good.replace("999990", "1000500"), "iat is in the future"),
+        (
+            good.replace(r#""nonce":"n1""#, r#""nonce":"n2""#),
+            "nonce does not match",
+        ),
+        (good.replace(r#","nonce":"n1""#, ""), "nonce does not match"),
+        (
+            good.replace(r#""at_hash":"abc""#, r#""at_hash":"abd""#),
+            "at_hash does not match the access token",
+        ),
+        (good.replace(r#","at_hash":"abc""#, ""), "no at_hash"),
+        (good.replace(r#""sub":"u1","#, ""), "no sub"),
+    ];
+    for (json, why) in cases {
+        assert_eq!(
+            check_claims(&claims(&json), &expect(Some("n1"))),
+            Err(why),
+            "{json}"
+        );
+    }
+    // Two audiences with azp naming us are fine; a changed sub on refresh is not.
+    let two = good.replace(r#""aud":"app""#, r#""aud":["app","other"],"azp":"app""#);
+    assert_eq!(check_claims(&claims(&two), &expect(Some("n1"))), Ok(()));
+    let mut refresh = expect(None);
+    refresh.sub = Some("u2");
+    assert_eq!(check_claims(&claims(good), &refresh), Err("sub changed"));
+}
+
+#[wasm_bindgen_test]
+fn only_rs256_and_es256_compact_tokens_are_decoded() {
+    use crate::jwt::decode;
+    let header = |alg: &str| {
+        b64::encode(
+            ["{\"alg\":\"", alg, "\",\"kid\":\"k1\"}"]
+                .concat()
+                .as_bytes(),
+        )
+    };
+    let payload = b64::encode(b"{\"sub\":\"u\"}");
+    let token = |alg: &str| [header(alg), payload.clone(), "c2ln".into()].join(".");
+    let ok = token("RS256");
+    let jws = decode(&ok).unwrap();
+    assert_eq!(
+        (
+            jws.alg.as_str(),
+            jws.kid.as_deref(),
+            jws.signature.as_slice()
+        ),
+        ("RS256", Some("k1"), &b"sig"[..])
+    );
+    assert_eq!(jws.signed, &ok[..ok.rfind('.').unwrap()]);
+    assert!(decode(&token("ES256")).is_ok());
+    for alg in ["none", "HS256", "PS256"] {
+        assert_eq!(decode(&token(alg)).err(), Some("unsupported alg"), "{alg}");
+    }
+    assert_eq!(decode("a.b").err(), Some("not a compact JWS"));
+    assert_eq!(
+        decode(&[ok.as_str(), "x"].join(".")).err(),
+        Some("not a compact JWS")
+    );
+}

@@ -1,29 +1,25 @@
-//! The browser, through web-sys and js-sys: objects, fetch, WebCrypto, storage, timers. JSON is
-//! the browser's own (`JSON.parse`), so no JSON library is compiled in.
+//! The browser, through js-sys: objects, fetch, WebCrypto, storage, timers, Web Locks. Every
+//! browser API is reached through a handful of generic calls (`get`, `set`, `call`) rather than
+//! one typed web-sys binding per method: each binding costs an import and its glue in the
+//! download, and the whole crate's budget is smaller than a typical JavaScript client (README,
+//! "Size"). JSON is the browser's own (`JSON.parse`), so no JSON library is compiled in.
 
 use alloc::string::String;
 use alloc::vec::Vec;
 use js_sys::{Array, Object, Promise, Reflect, Uint8Array, JSON};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::JsFuture;
-use web_sys::{RequestInit, Response, Storage, Window};
 
 pub type Res<T> = Result<T, JsValue>;
 
 /// A boxed future. The helpers awaited from several places return one, so their state machine
-/// is compiled once instead of inlined into every caller (the bundle's size is the point).
+/// is compiled once instead of inlined into every caller.
 pub type Fut<'a, T> =
     core::pin::Pin<alloc::boxed::Box<dyn core::future::Future<Output = Res<T>> + 'a>>;
 
-#[wasm_bindgen]
-extern "C" {
-    /// Web Locks (`navigator.locks`); web-sys has it only as an unstable API.
-    #[wasm_bindgen(js_namespace = ["navigator", "locks"], js_name = request, catch)]
-    fn lock_request(name: &str, callback: &JsValue) -> Res<Promise>;
-}
-
 /// An `Error` whose `error` and `error_description` are the OAuth ones (or ours, in the same
 /// shape), so callers can branch on `e.error`.
+#[inline(never)]
 pub fn err(code: &str, description: &str) -> JsValue {
     let e: JsValue = js_sys::Error::new(&[code, ": ", description].concat()).into();
     set(&e, "error", &code.into());
@@ -31,28 +27,44 @@ pub fn err(code: &str, description: &str) -> JsValue {
     e
 }
 
-pub fn win() -> Res<Window> {
-    web_sys::window().ok_or_else(|| err("unsupported", "no window"))
+/// `globalThis` (the window).
+pub fn global() -> JsValue {
+    js_sys::global().into()
 }
 
+#[inline(never)]
 pub fn get(o: &JsValue, key: &str) -> JsValue {
     Reflect::get(o, &key.into()).unwrap_or(JsValue::UNDEFINED)
 }
 
+/// `globalThis.a.b.…`
+pub fn path(keys: &[&str]) -> JsValue {
+    keys.iter().fold(global(), |o, k| get(&o, k))
+}
+
+#[inline(never)]
 pub fn get_str(o: &JsValue, key: &str) -> Option<String> {
     get(o, key).as_string()
 }
 
+#[inline(never)]
 pub fn set(o: &JsValue, key: &str, value: &JsValue) {
     let _ = Reflect::set(o, &key.into(), value);
 }
 
-pub fn object(pairs: &[(&str, &JsValue)]) -> JsValue {
-    let o: JsValue = Object::new().into();
-    for (k, v) in pairs {
-        set(&o, k, v);
+/// `o[method](...args)`; a throw is an `Err`.
+#[inline(never)]
+pub fn call(o: &JsValue, method: &str, args: &[&JsValue]) -> Res<JsValue> {
+    let list = Array::new();
+    for a in args {
+        list.push(a);
     }
-    o
+    let f = get(o, method);
+    Reflect::apply::<fn() -> JsValue>(f.unchecked_ref(), o, &list)
+}
+
+pub fn object() -> JsValue {
+    Object::new().into()
 }
 
 pub fn parse_json(s: &str) -> JsValue {
@@ -70,8 +82,18 @@ pub fn now_ms() -> f64 {
     js_sys::Date::now()
 }
 
-pub async fn wait(p: Promise) -> Res<JsValue> {
-    JsFuture::from(p).await
+/// Awaits a promise (or any value).
+pub fn wait(p: Res<JsValue>) -> Fut<'static, JsValue> {
+    alloc::boxed::Box::pin(async move { JsFuture::from(Promise::resolve(&p?)).await })
+}
+
+/// `decodeURIComponent`, after `+` → space (form encoding); undecodable input stays as it is.
+pub fn decode_component(s: &str) -> String {
+    let s = s.replace('+', " ");
+    js_sys::decode_uri_component(&s)
+        .ok()
+        .and_then(|v| v.as_string())
+        .unwrap_or(s)
 }
 
 /// The status and the JSON body (null when it is not JSON) of one request. `form` makes it a
@@ -82,11 +104,12 @@ pub fn fetch_json<'a>(
     bearer: Option<&'a str>,
 ) -> Fut<'a, (u16, JsValue)> {
     alloc::boxed::Box::pin(async move {
-        let init = RequestInit::new();
-        let headers = object(&[("accept", &"application/json".into())]);
+        let init = object();
+        let headers = object();
+        set(&headers, "accept", &"application/json".into());
         if let Some(body) = form {
-            init.set_method("POST");
-            init.set_body(&body.into());
+            set(&init, "method", &"POST".into());
+            set(&init, "body", &body.into());
             set(
                 &headers,
                 "content-type",
@@ -100,16 +123,14 @@ pub fn fetch_json<'a>(
                 &["Bearer ", token].concat().into(),
             );
         }
-        init.set_headers(&headers);
-        let resp: Response = wait(win()?.fetch_with_str_and_init(url, &init))
+        set(&init, "headers", &headers);
+        let resp = wait(call(&global(), "fetch", &[&url.into(), &init]))
             .await
-            .map_err(|_| err("network_error", "the request did not reach the server"))?
-            .unchecked_into();
-        let body = match resp.json() {
-            Ok(p) => wait(p).await.unwrap_or(JsValue::NULL),
-            Err(_) => JsValue::NULL,
-        };
-        Ok((resp.status(), body))
+            .map_err(|_| err("network_error", "the server could not be reached"))?;
+        let body = wait(call(&resp, "json", &[]))
+            .await
+            .unwrap_or(JsValue::NULL);
+        Ok((get(&resp, "status").as_f64().unwrap_or(0.0) as u16, body))
     })
 }
 
@@ -128,88 +149,108 @@ pub fn answer_error(status: u16, body: &JsValue) -> JsValue {
     )
 }
 
-fn subtle() -> Res<web_sys::SubtleCrypto> {
-    Ok(win()?.crypto()?.subtle())
+fn subtle(method: &str, args: &[&JsValue]) -> Res<JsValue> {
+    call(&path(&["crypto", "subtle"]), method, args)
 }
 
 pub fn sha256(data: &[u8]) -> Fut<'_, Vec<u8>> {
     alloc::boxed::Box::pin(async move {
-        let digest = wait(subtle()?.digest_with_str_and_u8_array("SHA-256", data)?).await?;
+        let digest = wait(subtle(
+            "digest",
+            &[&"SHA-256".into(), &Uint8Array::from(data).into()],
+        ))
+        .await?;
         Ok(Uint8Array::new(&digest).to_vec())
     })
 }
 
-pub fn random_bytes(n: usize) -> Res<Vec<u8>> {
-    let mut buf = alloc::vec![0u8; n];
-    win()?.crypto()?.get_random_values_with_u8_array(&mut buf)?;
-    Ok(buf)
+/// `n` bytes from `crypto.getRandomValues`; never anything weaker.
+pub fn random_bytes(n: u32) -> Res<Vec<u8>> {
+    let buf = Uint8Array::new_with_length(n);
+    call(&path(&["crypto"]), "getRandomValues", &[&buf])?;
+    Ok(buf.to_vec())
 }
 
 /// Whether `signature` over `data` verifies with the JWK `jwk` under the JWS `alg` (RS256 or
 /// ES256; anything else is refused before this is called).
-pub async fn verify(alg: &str, jwk: &JsValue, signature: &[u8], data: &[u8]) -> Res<bool> {
-    let sha256: JsValue = "SHA-256".into();
-    let (import, check) = if alg == "ES256" {
-        (
-            object(&[("name", &"ECDSA".into()), ("namedCurve", &"P-256".into())]),
-            object(&[("name", &"ECDSA".into()), ("hash", &sha256)]),
-        )
-    } else {
-        let rsa = object(&[("name", &"RSASSA-PKCS1-v1_5".into()), ("hash", &sha256)]);
-        (rsa.clone(), rsa)
-    };
-    let usages = Array::of1(&"verify".into());
-    let key = wait(subtle()?.import_key_with_object(
-        "jwk",
-        jwk.unchecked_ref(),
-        import.unchecked_ref(),
-        false,
-        &usages,
-    )?)
-    .await?;
-    let ok = wait(subtle()?.verify_with_object_and_u8_array_and_u8_array(
-        check.unchecked_ref(),
-        key.unchecked_ref(),
-        signature,
-        data,
-    )?)
-    .await?;
-    Ok(ok.as_bool() == Some(true))
+pub fn verify<'a>(
+    alg: &'a str,
+    jwk: JsValue,
+    signature: &'a [u8],
+    data: &'a [u8],
+) -> Fut<'a, bool> {
+    alloc::boxed::Box::pin(async move {
+        let (import, check) = (object(), object());
+        if alg == "ES256" {
+            set(&import, "name", &"ECDSA".into());
+            set(&import, "namedCurve", &"P-256".into());
+            set(&check, "name", &"ECDSA".into());
+            set(&check, "hash", &"SHA-256".into());
+        } else {
+            set(&import, "name", &"RSASSA-PKCS1-v1_5".into());
+            set(&import, "hash", &"SHA-256".into());
+            set(&check, "name", &"RSASSA-PKCS1-v1_5".into());
+        }
+        let usages: JsValue = Array::of1(&"verify".into()).into();
+        let key = wait(subtle(
+            "importKey",
+            &[&"jwk".into(), &jwk, &import, &JsValue::FALSE, &usages],
+        ))
+        .await?;
+        let ok = wait(subtle(
+            "verify",
+            &[
+                &check,
+                &key,
+                &Uint8Array::from(signature).into(),
+                &Uint8Array::from(data).into(),
+            ],
+        ))
+        .await?;
+        Ok(ok.is_truthy())
+    })
 }
 
-pub fn storage(local: bool) -> Option<Storage> {
-    let w = web_sys::window()?;
-    if local {
-        w.local_storage()
+/// `sessionStorage` or `localStorage` (undefined where the browser refuses it).
+pub fn storage(local: bool) -> JsValue {
+    path(&[if local {
+        "localStorage"
     } else {
-        w.session_storage()
+        "sessionStorage"
+    }])
+}
+
+pub fn storage_get(local: bool, key: &str) -> Option<String> {
+    call(&storage(local), "getItem", &[&key.into()])
+        .ok()?
+        .as_string()
+}
+
+/// Sets `key` to `value`, or removes it for `None`.
+pub fn storage_put(local: bool, key: &str, value: Option<&str>) -> Res<JsValue> {
+    match value {
+        Some(v) => call(&storage(local), "setItem", &[&key.into(), &v.into()]),
+        None => call(&storage(local), "removeItem", &[&key.into()]),
     }
-    .ok()
-    .flatten()
 }
 
 /// Resolves after `ms` milliseconds.
-pub async fn sleep(ms: i32) {
+pub fn sleep(ms: u32) -> Fut<'static, JsValue> {
     let p = Promise::new(&mut |resolve, _| {
-        if let Some(w) = web_sys::window() {
-            let _ = w.set_timeout_with_callback_and_timeout_and_arguments_0(&resolve, ms);
-        }
+        let _ = call(&global(), "setTimeout", &[&resolve, &ms.into()]);
     });
-    let _ = wait(p).await;
+    wait(Ok(p.into()))
 }
 
 /// Runs `job` while holding the Web Lock `name` (exclusive, across this origin's tabs), or
 /// directly where the browser has no Web Locks.
-pub async fn with_lock<F>(name: &str, job: F) -> Res<JsValue>
-where
-    F: core::future::Future<Output = Res<JsValue>> + 'static,
-{
-    let has_locks = !get(&get(&js_sys::global(), "navigator"), "locks").is_undefined();
-    if !has_locks {
-        return job.await;
+pub fn with_lock(name: &str, job: Fut<'static, JsValue>) -> Fut<'static, JsValue> {
+    let locks = path(&["navigator", "locks"]);
+    if locks.is_undefined() {
+        return job;
     }
     // The lock is held until the promise the callback returns settles.
     let callback =
         Closure::once_into_js(move |_lock: JsValue| wasm_bindgen_futures::future_to_promise(job));
-    wait(lock_request(name, &callback)?).await
+    wait(call(&locks, "request", &[&name.into(), &callback]))
 }
