@@ -11,7 +11,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { chromium } from 'playwright-core';
+import { launchChromium } from './ua-helpers.mjs';
 import { createRemoteJWKSet, decodeProtectedHeader, exportJWK, generateKeyPair, jwtVerify, SignJWT } from 'jose';
 import { startTestWorker } from './harness.mjs';
 import { authorize, pkcePair, tokenRequest } from './flow.mjs';
@@ -414,11 +414,7 @@ describe('asset tokens (RFC 8693 token exchange)', () => {
     let browser;
 
     before(async () => {
-      browser = await chromium.launch({
-        executablePath: '/usr/bin/chromium',
-        args: ['--headless=new', '--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage', '--disable-background-networking',
-          '--disable-component-update', '--disable-sync', '--disable-quic', '--no-first-run'],
-      });
+      browser = await launchChromium();
     });
 
     after(async () => {

@@ -25,7 +25,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync } fr
 import { tmpdir } from 'node:os';
 import { dirname, extname, join, normalize } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { chromium } from 'playwright-core';
+import { launchChromium } from './ua-helpers.mjs';
 import { createRemoteJWKSet, jwtVerify } from 'jose';
 import { startTestWorker } from './harness.mjs';
 
@@ -45,11 +45,7 @@ before(async () => {
   tmp = mkdtempSync(join(tmpdir(), 'edge-oauth-bundle-'));
   w = await startTestWorker();
   jwks = createRemoteJWKSet(new URL(`${w.baseUrl}/id/keys`));
-  browser = await chromium.launch({
-    executablePath: '/usr/bin/chromium',
-    args: ['--headless=new', '--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage', '--disable-background-networking',
-      '--disable-component-update', '--disable-sync', '--disable-quic', '--no-first-run'],
-  });
+  browser = await launchChromium();
 });
 
 after(async () => {

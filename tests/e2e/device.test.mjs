@@ -19,7 +19,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as client from 'openid-client';
-import { chromium } from 'playwright-core';
+import { launchChromium } from './ua-helpers.mjs';
 import { CookieJar, formFields, tokenRequest } from './flow.mjs';
 import { inOneRateWindow, startTestWorker } from './harness.mjs';
 
@@ -40,11 +40,7 @@ before(async () => {
   w = await startTestWorker();
   orgId = (await w.admin('GET', '/admin/settings')).json.org_id;
   assert.match(orgId, /^00D\w{15}$/);
-  browser = await chromium.launch({
-    executablePath: '/usr/bin/chromium',
-    args: ['--headless=new', '--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage', '--disable-background-networking',
-      '--disable-component-update', '--disable-sync', '--disable-quic', '--no-first-run'],
-  });
+  browser = await launchChromium();
 });
 
 after(async () => {

@@ -159,3 +159,41 @@ fn usernames_are_case_insensitive_for_uniqueness_and_login() {
     let code = s.code_for(&app, "ADA@example.com", &[]);
     assert_eq!(s.exchange(&app, &code, None).status, 200);
 }
+
+#[test]
+fn an_app_may_be_created_with_a_chosen_client_id_once() {
+    let s = Server::new();
+    let body = |id: Value| json!({"client_id": id, "name": "SPA", "callback_urls": ["http://127.0.0.1/"], "scopes": ["openid"]});
+    let r = s.admin(Method::Post, "/admin/apps", body(json!("edge-oauth-demo")));
+    assert_eq!(r.status, 201, "{}", r.body);
+    assert_eq!(r.json()["client_id"], "edge-oauth-demo");
+    let read = s.admin(Method::Get, "/admin/apps/edge-oauth-demo", Value::Null);
+    assert_eq!(read.json()["name"], "SPA");
+    let again = s.admin(Method::Post, "/admin/apps", body(json!("edge-oauth-demo")));
+    assert_eq!(again.status, 409, "{}", again.body);
+    assert_eq!(again.json()["error"], "conflict");
+    for bad in [
+        json!(""),
+        json!("has space"),
+        json!("https://x.example/doc"),
+        json!(7),
+        json!("a".repeat(256)),
+    ] {
+        let r = s.admin(Method::Post, "/admin/apps", body(bad.clone()));
+        assert_eq!(r.status, 400, "{bad}: {}", r.body);
+    }
+    // The id cannot be changed afterwards.
+    let patch = s.admin(
+        Method::Patch,
+        "/admin/apps/edge-oauth-demo",
+        json!({"client_id": "other"}),
+    );
+    assert_eq!(patch.status, 400, "{}", patch.body);
+    assert_eq!(
+        s.admin(Method::Get, "/admin/apps", Value::Null).json()["apps"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+}

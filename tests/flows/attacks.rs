@@ -361,3 +361,58 @@ fn password_guessing_is_throttled_per_username_before_any_hashing() {
     assert!(r.body.contains("Too many attempts"));
     assert!(!b.cookies.borrow().contains_key(SID));
 }
+
+/// A browser (Accept: text/html) gets the styled page with the same line as its text; any
+/// other caller the plain line. Neither redirects, and the page escapes what it shows.
+#[test]
+fn the_error_page_is_html_for_browsers_with_the_same_line() {
+    let s = Server::new();
+    let target = "/services/oauth2/authorize?response_type=code&client_id=nope%3Cscript%3E&redirect_uri=https%3A%2F%2Fevil.example%2F";
+    let plain = s.send(Method::Get, target, &[("accept", "*/*")], "");
+    assert_eq!(plain.status, 400);
+    assert_eq!(
+        plain.header("content-type"),
+        Some("text/plain;charset=UTF-8")
+    );
+    let line = "error=invalid_client_id&error_description=client%20identifier%20invalid";
+    assert_eq!(plain.body, line);
+    let html = s.send(
+        Method::Get,
+        target,
+        &[("accept", "text/html,application/xhtml+xml,*/*;q=0.8")],
+        "",
+    );
+    assert_eq!(html.status, 400);
+    assert!(html.header("location").is_none());
+    assert_eq!(html.header("content-type"), Some("text/html;charset=UTF-8"));
+    assert!(
+        html.body.contains(&format!(
+            r#"<code id="error-line">{}</code>"#,
+            line.replace('&', "&amp;")
+        )),
+        "{}",
+        html.body
+    );
+    assert!(html.body.contains("client identifier invalid."));
+    assert!(html.body.contains(r#"href="/static/edge-oauth.css""#));
+    let csp = html.header("content-security-policy").unwrap();
+    assert!(
+        csp.contains("style-src 'self'") && !csp.contains("unsafe-inline"),
+        "{csp}"
+    );
+    assert_eq!(html.header("cache-control"), Some("no-store"));
+    // JSON answers (the token endpoint's errors) are never turned into pages.
+    let token = s.send(
+        Method::Post,
+        "/services/oauth2/token",
+        &[
+            ("accept", "text/html"),
+            ("content-type", "application/x-www-form-urlencoded"),
+        ],
+        "grant_type=nope",
+    );
+    assert_eq!(
+        token.header("content-type"),
+        Some("application/json;charset=UTF-8")
+    );
+}
