@@ -468,7 +468,9 @@ test('bad app input is 400 naming the problem, and writes nothing', async () => 
   await rejected('POST', '/admin/apps', undefined, [/object/i], { raw: 'null' });
   await rejected('POST', '/admin/apps', validApp({ colour: 'red', flavour: 1 }), [/unknown/i, /colour/, /flavour/]);
   await rejected('POST', '/admin/apps', validApp({ client_secret: 'chosen-by-me' }), [/client_secret/]);
-  await rejected('POST', '/admin/apps', validApp({ client_id: 'chosen' }), [/client_id/]);
+  // A chosen client_id is allowed (docs/admin-api.md), but only in its shape.
+  await rejected('POST', '/admin/apps', validApp({ client_id: 'has space' }), [/client_id/]);
+  await rejected('POST', '/admin/apps', validApp({ client_id: 'https://x.example/doc' }), [/client_id/]);
   await rejected('POST', '/admin/apps', validApp({ callback_urls: ['/relative/cb'] }), [/absolute/i, /\/relative\/cb/]);
   await rejected('POST', '/admin/apps', validApp({ callback_urls: ['cb.example.com/x'] }), [/absolute/i]);
   await rejected('POST', '/admin/apps', validApp({ callback_urls: ['https://app.example.com/cb#frag'] }), [/fragment/i]);
