@@ -16,11 +16,12 @@
 // Run alone: node --test --test-concurrency=1 tests/e2e/browser-bundle-edges.test.mjs
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { randomUUID } from 'node:crypto';
 import { launchChromium } from './ua-helpers.mjs';
 import { startTestWorker } from './harness.mjs';
-
-const DEMO_SCOPE = 'openid profile email api refresh_token';
+import {
+  DEMO_SCOPE, addPopupButton, assertLoggedIn, assertNoTokens, assertNothingStored, browserState, bundleKit,
+  demoFailed, demoLoggedInOrFailed, demoSettled, logIn, storageKey, text,
+} from './bundle-helpers.mjs';
 
 let w;
 let browser;
@@ -38,147 +39,12 @@ after(async () => {
   }
 });
 
-// --- Fixtures (the same as browser-bundle.test.mjs) ----------------------------------------------
+// --- Fixtures (in bundle-helpers.mjs) ----------------------------------------------------------
 
-/** A public single-page app (PKCE, rotating refresh tokens) with an operator-chosen client_id. */
-async function newApp(fields = {}) {
-  const client_id = fields.client_id ?? `spa-${randomUUID().slice(0, 8)}`;
-  const r = await w.admin('POST', '/admin/apps', {
-    client_id,
-    name: `SPA ${client_id}`,
-    callback_urls: ['http://127.0.0.1/'],
-    scopes: ['openid', 'profile', 'email', 'api', 'refresh_token'],
-    secret_required_web_server: false,
-    secret_required_refresh: false,
-    rotate_refresh_tokens: true,
-    allowed_origins: [],
-    ...fields,
-  });
-  assert.equal(r.status, 201, r.text);
-  assert.equal(r.json.client_id, client_id);
-  return r.json;
-}
-
-async function newUser(label) {
-  const tag = randomUUID().slice(0, 8);
-  const username = `${label}.${tag}@example.com`;
-  const fields = { username, password: `pw-${randomUUID()}`, email: username, name: `${label[0].toUpperCase()}${label.slice(1)} Tester ${tag}` };
-  const r = await w.admin('POST', '/admin/users', fields);
-  assert.equal(r.status, 201, r.text);
-  return { ...fields, user_id: r.json.user_id };
-}
-
-const storageKey = (app) => `edge-oauth:${app.client_id}`;
-
-/**
- * A browser context that records every request and the console errors and uncaught exceptions
- * of its pages (the favicon, which the demo does not ship, left out).
- */
-async function newContext(options = {}) {
-  const context = await browser.newContext(options);
-  context.requests = [];
-  context.problems = [];
-  context.on('request', (r) => context.requests.push(r));
-  context.on('console', (m) => {
-    if (m.type() === 'error' && !/\/favicon\.ico$/.test(m.location()?.url ?? '')) {
-      context.problems.push(`console: ${m.text()} (${m.location()?.url})`);
-    }
-  });
-  context.on('weberror', (e) => context.problems.push(`uncaught: ${e.error()?.message}`));
-  return context;
-}
-
-/** Every request to the token endpoint (whatever the grant). */
-const allTokenRequests = (context) => context.requests.filter((r) => r.url() === `${w.baseUrl}/services/oauth2/token`);
-const tokenRequests = (context, grant) => allTokenRequests(context).filter((r) => r.method() === 'POST'
-  && new URLSearchParams(r.postData() ?? '').get('grant_type') === grant);
-const authorizeRequests = (context) => context.requests.filter((r) => r.method() === 'GET'
-  && r.url().startsWith(`${w.baseUrl}/services/oauth2/authorize?`));
-/** The approve / deny POSTs of the consent page. */
-const consentPosts = (context, button) => context.requests.filter((r) => r.method() === 'POST'
-  && r.url() === `${w.baseUrl}/services/oauth2/authorize` && new URLSearchParams(r.postData() ?? '').has(button));
-
-/** The demo at `/` for `app`, once its client exists and it has rendered. */
-async function openDemo(context, app, { storage, extra = {} } = {}) {
-  const page = await context.newPage();
-  const q = new URLSearchParams({ client_id: app.client_id, ...(storage ? { storage } : {}), ...extra });
-  await page.goto(`${w.baseUrl}/?${q}`);
-  await demoSettled(page);
-  return page;
-}
-
-/** Waits until the demo has finished its start (callback handled, buttons set). */
-async function demoSettled(page) {
-  await page.waitForFunction(() => window.demo?.client
-    && (!document.getElementById('pkce').disabled || !document.getElementById('logout').disabled
-      || document.getElementById('error').textContent !== ''));
-}
-
-/** Waits for the demo to show a login (userinfo rendered) or an error. */
-async function demoLoggedInOrFailed(page) {
-  await page.waitForFunction(() => window.demo && (document.getElementById('error').textContent !== ''
-    || (document.getElementById('who').textContent.startsWith('Logged in as')
-      && document.getElementById('userinfo').textContent !== '—')));
-}
-
-/** Waits for the demo to show an error. */
-async function demoFailed(page) {
-  await page.waitForFunction(() => window.demo && document.getElementById('error').textContent !== '');
-}
-
-/** A URL of the demo page (whatever its query or fragment). */
-const atDemo = (u) => u.origin === w.baseUrl && u.pathname === '/';
-
-async function logIn(page, user) {
-  await page.locator('#username').fill(user.username);
-  await page.locator('#password').fill(user.password);
-  await page.locator('button[name="login"]').click();
-}
-
-/** Fills the server's login page and approves on its consent page. */
-async function loginAndApprove(page, user) {
-  await logIn(page, user);
-  await page.locator('button[name="approve"]').click();
-}
-
-/** Demo login with PKCE in `page`, back at `/` and logged in. */
-async function demoLogin(page, user) {
-  await page.getByRole('button', { name: 'Log in with PKCE', exact: true }).click();
-  await page.waitForURL(`${w.baseUrl}/services/oauth2/authorize?**`);
-  await loginAndApprove(page, user);
-  await page.waitForURL(atDemo);
-  await demoLoggedInOrFailed(page);
-  await assertLoggedIn(page, user);
-}
-
-const text = (page, selector) => page.locator(selector).textContent();
-const browserState = (page, app) => page.evaluate((k) => ({
-  tokens: window.demo?.client.tokens() ?? null,
-  session: sessionStorage.getItem(k),
-  local: localStorage.getItem(k),
-  pending: sessionStorage.getItem(`${k}:pending`),
-}), storageKey(app));
-
-async function assertLoggedIn(page, user) {
-  assert.equal(await text(page, '#error'), '', 'no error shown');
-  assert.equal(await text(page, '#status'), `Hello, ${user.name}`);
-  assert.equal(await text(page, '#who'), `Logged in as ${user.name} <${user.email}>`);
-}
-
-/** Nothing stored (tokens, either storage, a pending login) and the demo says so. */
-async function assertNothingStored(page, app) {
-  const s = await browserState(page, app);
-  assert.deepEqual(s, { tokens: null, session: null, local: null, pending: null });
-  assert.equal(await text(page, '#who'), 'Not logged in.');
-  assert.equal(await text(page, '#status'), 'Demo single-page app');
-  assert.equal(await page.locator('#logout').isDisabled(), true);
-}
-
-/** The address bar holds the redirect URI and nothing of an authorization answer. */
-function assertCleanUrl(page) {
-  assert.equal(page.url(), `${w.baseUrl}/`);
-  assert.doesNotMatch(page.url(), /code=|error=|state=|#/);
-}
+const {
+  newApp, newUser, newContext, allTokenRequests, tokenRequests, authorizeRequests, consentPosts, openDemo, atDemo,
+  demoLogin, assertCleanUrl,
+} = bundleKit({ worker: () => w, browser: () => browser });
 
 // --- 1. Deny --------------------------------------------------------------------------------------
 
@@ -406,16 +272,7 @@ test('5b. a popup closed before logging in: login({popup: true}) from a click re
   const context = await newContext();
   try {
     const page = await openDemo(context, app);
-    await page.evaluate(() => {
-      const b = document.createElement('button');
-      b.id = 'popup-login';
-      b.textContent = 'Log in in a popup';
-      b.onclick = () => {
-        window.popupResult = window.demo.client.login({ popup: true })
-          .then((t) => ({ tokens: t }), (e) => ({ error: e.error, error_description: e.error_description }));
-      };
-      document.body.append(b);
-    });
+    await addPopupButton(page);
     const [popup] = await Promise.all([page.waitForEvent('popup'), page.locator('#popup-login').click()]);
     await popup.waitForURL(`${w.baseUrl}/services/oauth2/authorize?**`);
     await popup.locator('#username').waitFor();
@@ -465,11 +322,7 @@ test('6. user-agent flow from the demo, wrong password: the login page again wit
     // The demo in this tab is not logged in.
     await page.goto(`${w.baseUrl}/`);
     await demoSettled(page);
-    const s = await browserState(page, app);
-    assert.equal(s.tokens, null);
-    assert.equal(s.session, null);
-    assert.equal(s.local, null);
-    assert.equal(await text(page, '#who'), 'Not logged in.');
+    await assertNoTokens(page, app);
     assert.equal(await text(page, '#error'), '');
     assert.equal(await page.locator('#logout').isDisabled(), true);
   } finally {

@@ -28,11 +28,14 @@ import { fileURLToPath } from 'node:url';
 import { launchChromium } from './ua-helpers.mjs';
 import { createRemoteJWKSet, jwtVerify } from 'jose';
 import { startTestWorker } from './harness.mjs';
+import {
+  DEMO_SCOPE, addPopupButton, assertLoggedIn, assertNoTokens, browserState, bundleKit, demoFailed,
+  demoLoggedInOrFailed, loginAndApprove, storageKey, text,
+} from './bundle-helpers.mjs';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const PKG_DIR = join(ROOT, 'build', 'browser-pkg');
 const SHOTS = join(ROOT, 'test-results', 'browser');
-const DEMO_SCOPE = 'openid profile email api refresh_token';
 const B64URL_43 = /^[A-Za-z0-9_-]{43}$/;
 
 let w;
@@ -58,38 +61,12 @@ after(async () => {
   if (tmp) rmSync(tmp, { recursive: true, force: true });
 });
 
-// --- Fixtures ---------------------------------------------------------------------------------
+// --- Fixtures (the shared ones in bundle-helpers.mjs) ------------------------------------------
 
-/** A public single-page app (PKCE, rotating refresh tokens) with an operator-chosen client_id. */
-async function newApp(fields = {}) {
-  const client_id = fields.client_id ?? `spa-${randomUUID().slice(0, 8)}`;
-  const r = await w.admin('POST', '/admin/apps', {
-    client_id,
-    name: `SPA ${client_id}`,
-    callback_urls: ['http://127.0.0.1/'],
-    scopes: ['openid', 'profile', 'email', 'api', 'refresh_token'],
-    secret_required_web_server: false,
-    secret_required_refresh: false,
-    rotate_refresh_tokens: true,
-    allowed_origins: [],
-    ...fields,
-  });
-  assert.equal(r.status, 201, r.text);
-  assert.equal(r.json.client_id, client_id, 'the operator-chosen client_id is kept');
-  assert.ok(r.json.client_secret, 'a secret is shown once (used here for introspection)');
-  return r.json;
-}
+const {
+  newApp, newUser, newContext, tokenRequests, authorizeRequests, consentPosts, openDemo, atDemo, backAtDemo,
+} = bundleKit({ worker: () => w, browser: () => browser });
 
-async function newUser(label) {
-  const tag = randomUUID().slice(0, 8);
-  const username = `${label}.${tag}@example.com`;
-  const fields = { username, password: `pw-${randomUUID()}`, email: username, name: `${label[0].toUpperCase()}${label.slice(1)} Tester ${tag}` };
-  const r = await w.admin('POST', '/admin/users', fields);
-  assert.equal(r.status, 201, r.text);
-  return { ...fields, user_id: r.json.user_id };
-}
-
-const storageKey = (app) => `edge-oauth:${app.client_id}`;
 const s256 = (verifier) => createHash('sha256').update(verifier).digest('base64url');
 const atHash = (accessToken) => createHash('sha256').update(accessToken).digest().subarray(0, 16).toString('base64url');
 
@@ -123,104 +100,10 @@ async function refreshAtServer(app, refreshToken) {
   return { status: r.status, json: await r.json() };
 }
 
-/**
- * A browser context that records every request and the console errors and uncaught exceptions
- * of its pages (a CSP violation is a console error). The favicon, which the demo does not ship,
- * is left out.
- */
-async function newContext(options = {}) {
-  const context = await browser.newContext(options);
-  context.requests = [];
-  context.problems = [];
-  context.on('request', (r) => context.requests.push(r));
-  context.on('console', (m) => {
-    if (m.type() === 'error' && !/\/favicon\.ico$/.test(m.location()?.url ?? '')) {
-      context.problems.push(`console: ${m.text()} (${m.location()?.url})`);
-    }
-  });
-  context.on('weberror', (e) => context.problems.push(`uncaught: ${e.error()?.message}`));
-  return context;
-}
+/** The approve POST (the Location of its response carries the answer to the app). */
+const approveResponse = (context) => consentPosts(context, 'approve').at(-1);
 
-const authorizeRequests = (context) => context.requests.filter((r) => r.method() === 'GET'
-  && r.url().startsWith(`${w.baseUrl}/services/oauth2/authorize?`));
-const tokenRequests = (context, grant) => context.requests.filter((r) => r.method() === 'POST'
-  && r.url() === `${w.baseUrl}/services/oauth2/token`
-  && new URLSearchParams(r.postData() ?? '').get('grant_type') === grant);
-
-/** The demo at `/` for `app`, once its client exists and it has rendered. */
-async function openDemo(context, app, { storage } = {}) {
-  const page = await context.newPage();
-  const q = new URLSearchParams({ client_id: app.client_id, ...(storage ? { storage } : {}) });
-  await page.goto(`${w.baseUrl}/?${q}`);
-  await demoSettled(page);
-  return page;
-}
-
-/** Waits until the demo has finished its start (callback handled, buttons set). */
-async function demoSettled(page) {
-  await page.waitForFunction(() => window.demo?.client
-    && (!document.getElementById('pkce').disabled || !document.getElementById('logout').disabled
-      || document.getElementById('error').textContent !== ''));
-}
-
-/** Waits for the demo to show a login (userinfo rendered) or an error. */
-async function demoLoggedInOrFailed(page) {
-  await page.waitForFunction(() => window.demo && (document.getElementById('error').textContent !== ''
-    || (document.getElementById('who').textContent.startsWith('Logged in as')
-      && document.getElementById('userinfo').textContent !== '—')));
-}
-
-/** A URL of the demo page (whatever its query or fragment). */
-const atDemo = (u) => u.origin === w.baseUrl && u.pathname === '/';
-
-/** After the last page of the server: back on the demo at `/` (answer removed), then settled. */
-async function backAtDemo(page) {
-  await page.waitForURL(atDemo);
-  await demoLoggedInOrFailed(page);
-}
-
-/** Waits for the demo to show an error (a refused login). */
-async function demoFailed(page) {
-  await page.waitForFunction(() => window.demo && document.getElementById('error').textContent !== '');
-}
-
-/** Fills the server's login page and approves on its consent page. */
-async function loginAndApprove(page, user) {
-  await page.locator('#username').fill(user.username);
-  await page.locator('#password').fill(user.password);
-  await page.locator('button[name="login"]').click();
-  await page.locator('button[name="approve"]').click();
-}
-
-const text = (page, selector) => page.locator(selector).textContent();
 const json = async (page, selector) => JSON.parse(await text(page, selector));
-const browserState = (page, app) => page.evaluate((k) => ({
-  tokens: window.demo?.client.tokens() ?? null,
-  session: sessionStorage.getItem(k),
-  local: localStorage.getItem(k),
-  pending: sessionStorage.getItem(`${k}:pending`),
-}), storageKey(app));
-
-async function assertLoggedIn(page, user) {
-  assert.equal(await text(page, '#error'), '', 'no error shown');
-  assert.equal(await text(page, '#status'), `Hello, ${user.name}`);
-  assert.equal(await text(page, '#who'), `Logged in as ${user.name} <${user.email}>`);
-}
-
-async function assertNothingStored(page, app) {
-  const s = await browserState(page, app);
-  assert.equal(s.tokens, null, 'demo.client.tokens() is null');
-  assert.equal(s.session, null, 'nothing in sessionStorage');
-  assert.equal(s.local, null, 'nothing in localStorage');
-  assert.equal(await text(page, '#who'), 'Not logged in.');
-}
-
-/** The response of the approve POST (its Location carries the answer to the app). */
-function approveResponse(context) {
-  return context.requests.filter((r) => r.method() === 'POST' && r.url() === `${w.baseUrl}/services/oauth2/authorize`
-    && new URLSearchParams(r.postData() ?? '').has('approve')).at(-1);
-}
 
 // --- 1. PKCE ----------------------------------------------------------------------------------
 
@@ -378,7 +261,7 @@ test('3a. an ID token with a changed signature byte (token endpoint answer) is r
     assert.equal(seen.tampered.length, seen.original.length);
 
     assert.match(await text(page, '#error'), /^invalid_id_token: /);
-    await assertNothingStored(page, app);
+    await assertNoTokens(page, app);
     assert.doesNotMatch(page.url(), /code=|state=/);
     assert.equal(await page.locator('#logout').isDisabled(), true);
   } finally {
@@ -414,7 +297,7 @@ test('3b. an ID token with a changed signature byte (user-agent flow fragment) i
     assert.ok(seen.original, 'the fragment carried an ID token');
     await jwtVerify(seen.original, jwks, { issuer: w.baseUrl, audience: app.client_id });
     assert.match(await text(page, '#error'), /^invalid_id_token: /);
-    await assertNothingStored(page, app);
+    await assertNoTokens(page, app);
     assert.ok(!page.url().includes('#'), `the fragment is removed even so: ${page.url()}`);
   } finally {
     await context.close();
@@ -515,7 +398,7 @@ test('5. logout revokes the refresh token then the access token at the server an
     await page.waitForFunction(() => document.getElementById('who').textContent === 'Not logged in.');
     assert.equal(await text(page, '#error'), '');
     assert.equal(await text(page, '#status'), 'Demo single-page app');
-    await assertNothingStored(page, app);
+    await assertNoTokens(page, app);
     assert.equal(await page.locator('#logout').isDisabled(), true);
     assert.equal(await page.locator('#pkce').isEnabled(), true);
 
@@ -691,16 +574,7 @@ test('7. popup login: login({popup: true}) from a click; the popup logs in, clos
   try {
     const page = await openDemo(context, app);
     const before = page.url();
-    await page.evaluate(() => {
-      const b = document.createElement('button');
-      b.id = 'popup-login';
-      b.textContent = 'Log in in a popup';
-      b.onclick = () => {
-        window.popupResult = window.demo.client.login({ popup: true })
-          .then((t) => ({ tokens: t }), (e) => ({ error: e.error, error_description: e.error_description }));
-      };
-      document.body.append(b);
-    });
+    await addPopupButton(page);
     const [popup] = await Promise.all([page.waitForEvent('popup'), page.locator('#popup-login').click()]);
     await popup.waitForURL(`${w.baseUrl}/services/oauth2/authorize?**`);
     assert.equal(await popup.evaluate(() => window.name), 'edge-oauth-login');
