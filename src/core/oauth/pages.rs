@@ -47,14 +47,9 @@ fn layout(title: &str, body: Markup) -> String {
 /// `error=…&error_description=…` line Salesforce clients read, as the page's text, under a
 /// heading. `line` is that plain-text body.
 pub fn error(status: u16, line: &str) -> Response {
-    let description = line
-        .split('&')
-        .find_map(|p| p.strip_prefix("error_description="))
-        .map(|d| {
-            form_urlencoded::parse(["d=", d].concat().as_bytes())
-                .map(|(_, v)| v.into_owned())
-                .collect::<String>()
-        });
+    let description = form_urlencoded::parse(line.as_bytes())
+        .find(|(k, _)| k == "error_description")
+        .map(|(_, v)| v.into_owned());
     let body = html! {
         h1 { "This sign-in cannot continue" }
         @if let Some(d) = description {
