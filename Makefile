@@ -6,9 +6,9 @@ WASM_BINDGEN_VERSION := $(shell awk '/^name = "wasm-bindgen"$$/{getline; gsub(/"
 WORKER_BUILD_VERSION := 0.8.7
 SOURCES := $(shell find src -name '*.rs') www/asset-token.html www/asset-token.js Cargo.toml Cargo.lock
 # The browser bundle and demo app (www/, served from build/www as static assets).
-WWW_SOURCES := $(shell find www/src www/js www/demo -type f) www/Cargo.toml www/style.css www/README.md Cargo.lock scripts/build-www.sh
+WWW_SOURCES := $(shell find www/src www/js www/demo www/admin -type f) www/Cargo.toml www/style.css www/README.md Cargo.lock scripts/build-www.sh
 
-.PHONY: dev test test-native test-wasm test-e2e bench build tools tools-rust tools-browser tools-python lint
+.PHONY: dev test test-native test-wasm test-e2e bench build tools tools-rust tools-browser tools-python lint deploy
 
 dev: tools build
 	node scripts/dev.mjs
@@ -40,6 +40,12 @@ test-e2e: build
 
 bench: tools build
 	node scripts/bench.mjs
+
+# Deploys the [env.production] Worker of wrangler.toml to Cloudflare (docs/deploy.md): creates the
+# KV namespace and D1 database on the first run, applies the D1 migrations, sets the secrets that
+# are missing, and deploys. Idempotent. ISSUER=https://auth.example.com pins the issuer.
+deploy: tools build
+	node scripts/deploy.mjs
 
 lint:
 	cargo fmt --all -- --check

@@ -15,7 +15,7 @@ WASM_OPT="${WASM_OPT_BIN:-}"
 cargo build -p edge-oauth-browser --release --target wasm32-unknown-unknown
 pkg=build/browser-pkg
 rm -rf "$pkg" build/www
-mkdir -p "$pkg" build/www/sdk build/www/static
+mkdir -p "$pkg" build/www/sdk build/www/static build/www/admin
 "$WASM_BINDGEN" --target web --no-typescript --out-dir "$pkg" \
   target/wasm32-unknown-unknown/release/edge_oauth_browser.wasm
 # The generated types describe the raw class; the face's types (js/edge-oauth.d.ts) are what an
@@ -35,6 +35,11 @@ cp www/js/package.json "$pkg/package.json"
 # The demo app at / and the stylesheet shared with the server's pages.
 cp "$pkg/edge-oauth.js" "$pkg/edge_oauth_browser.js" "$pkg/edge_oauth_browser_bg.wasm" build/www/sdk/
 cp www/demo/index.html www/demo/_headers build/www/
+# The operator console: build/www/admin.html is what the assets' default html_handling
+# ("auto-trailing-slash") serves at /admin (and /admin/ and /admin.html redirect there); its
+# script and styles are /admin/admin.js and /admin/admin.css. The admin API's paths are no
+# files, so they reach the worker.
+cp www/admin/index.html build/www/admin.html
 # What the demo serves is minified (the package keeps the readable files).
 ESBUILD="${ESBUILD_BIN:-}"
 [ -z "$ESBUILD" ] && [ -x node_modules/.bin/esbuild ] && ESBUILD=node_modules/.bin/esbuild
@@ -43,8 +48,11 @@ if [ -n "$ESBUILD" ]; then
     "$ESBUILD" --minify --format=esm --log-level=warning "$pkg/$f" --outfile="build/www/sdk/$f"
   done
   "$ESBUILD" --minify --format=esm --log-level=warning www/demo/demo.js --outfile=build/www/demo.js
+  "$ESBUILD" --minify --format=esm --log-level=warning www/admin/admin.js --outfile=build/www/admin/admin.js
+  "$ESBUILD" --minify --log-level=warning www/admin/admin.css --outfile=build/www/admin/admin.css
   "$ESBUILD" --minify --log-level=warning www/style.css --outfile=build/www/static/edge-oauth.css
 else
   cp www/demo/demo.js build/www/
+  cp www/admin/admin.js www/admin/admin.css build/www/admin/
   cp www/style.css build/www/static/edge-oauth.css
 fi
