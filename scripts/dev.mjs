@@ -8,7 +8,7 @@
 // GATEWAY_UPSTREAM (an origin) serves the two demo gateway routes /gateway/demo/ and
 // /gateway/other/ to it; GATEWAY_ROUTES (JSON) adds routes of your own (docs/gateway.md).
 // DEV_MODE=1 also lets client ID metadata documents and jwks_uri live on http://127.0.0.1.
-import { existsSync, readFileSync } from 'node:fs';
+import { appendFileSync, existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ROOT, migrate, newSigningKey, randomToken, startWorker, writeEnvFile } from './worker.mjs';
 
@@ -26,8 +26,17 @@ function readDevVars() {
 }
 
 if (!existsSync(devVars)) {
-  writeEnvFile(devVars, { ADMIN_TOKEN: randomToken(), SIGNING_KEYS: newSigningKey(), EXPOSE_ROUND_TRIPS: '1' });
-  console.log(`created ${devVars} with a new admin token and RS256 signing key`);
+  writeEnvFile(devVars, {
+    ADMIN_TOKEN: randomToken(),
+    SIGNING_KEYS: newSigningKey(),
+    KEY_WRAPPING_KEY: randomToken(),
+    EXPOSE_ROUND_TRIPS: '1',
+  });
+  console.log(`created ${devVars} with a new admin token, RS256 signing key and key-wrapping key`);
+} else if (!readDevVars().KEY_WRAPPING_KEY) {
+  // A .dev.vars from before issue 13: add the key-wrapping key the admin console's key rotation needs.
+  appendFileSync(devVars, `KEY_WRAPPING_KEY="${randomToken()}"\n`);
+  console.log(`added KEY_WRAPPING_KEY to ${devVars}`);
 }
 const adminToken = process.env.ADMIN_TOKEN || readDevVars().ADMIN_TOKEN;
 const vars = { DEV_MODE: '1' };

@@ -55,11 +55,12 @@ export function migrate(stateDir) {
 
 /**
  * Starts `wrangler dev` on 127.0.0.1:`port` and resolves once discovery answers 200.
- * Returns { baseUrl, pid, stop() }; stop() kills the whole process group by PID.
+ * Returns { baseUrl, pid, stop() }; stop() kills the whole process group by PID. `logLevel` is
+ * wrangler's (`log` shows the worker's own log lines; default `warn`, or `info` with `inherit`).
  */
-export async function startWorker({ port, stateDir, envFile, vars = {}, config, args: extra = [], prebuilt = true, inherit = false, timeoutMs = 180000 }) {
+export async function startWorker({ port, stateDir, envFile, vars = {}, config, args: extra = [], prebuilt = true, inherit = false, logLevel, timeoutMs = 180000 }) {
   const args = ['dev', ...(config ? ['--config', config] : []), '--ip', '127.0.0.1', '--port', String(port), '--persist-to', stateDir,
-    '--show-interactive-dev-session=false', '--log-level', inherit ? 'info' : 'warn'];
+    '--show-interactive-dev-session=false', '--log-level', logLevel ?? (inherit ? 'info' : 'warn')];
   if (envFile) args.push('--env-file', envFile);
   for (const [k, v] of Object.entries(vars)) args.push('--var', `${k}:${v}`);
   args.push(...extra);

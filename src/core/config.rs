@@ -1,8 +1,10 @@
 //! Deployment configuration and the per-request context handed to every handler.
 
+use super::audit::{AuditEvent, Notes};
 use super::env::{Clock, Rng};
 use super::gateway::GatewayRoute;
 use super::http::CookiePolicy;
+use super::keys::managed::{Vault, JWKS_MAX_AGE_DEFAULT_S};
 use super::keys::{KeySet, SignatureCheck};
 use super::oauth::stamp::StampKey;
 use super::outbound::Outbound;
@@ -30,6 +32,27 @@ pub struct Config {
     pub gateway: Vec<GatewayRoute>,
     /// `DEV_MODE=1`: development-only allowances (loopback metadata documents).
     pub dev_mode: bool,
+    /// Seals and opens managed signing keys (`KEY_WRAPPING_KEY`); `None`: keys cannot be
+    /// created through the admin API.
+    pub vault: Option<Vault>,
+    /// `JWKS_MAX_AGE_S`: the JWKS cache lifetime, and so the least time a new key is published
+    /// before it signs (`keys/managed.rs`); `None`: 300.
+    pub jwks_max_age_s: Option<u64>,
+    /// `AUDIT_RETENTION_DAYS`; `None`: 90.
+    pub audit_retention_days: Option<u64>,
+}
+
+impl Config {
+    pub fn jwks_max_age_s(&self) -> u64 {
+        self.jwks_max_age_s.unwrap_or(JWKS_MAX_AGE_DEFAULT_S)
+    }
+
+    /// How long audit events are kept, in seconds.
+    pub fn audit_retention_s(&self) -> u64 {
+        self.audit_retention_days
+            .unwrap_or(crate::core::audit::RETENTION_DAYS_DEFAULT)
+            .saturating_mul(86_400)
+    }
 }
 
 /// What a handler needs: storage, time, randomness, configuration.
@@ -40,6 +63,8 @@ pub struct Ctx<'a, S: Store> {
     pub config: &'a Config,
     /// The issuer for this request (CONTRACT §1 `ISSUER`, else the request origin).
     pub issuer: String,
+    /// What the handlers noted: audit events, and the grant and client of the log line.
+    pub notes: Notes,
 }
 
 impl<S: Store> Ctx<'_, S> {
@@ -50,6 +75,11 @@ impl<S: Store> Ctx<'_, S> {
     /// How our browser cookies are named and flagged for this issuer.
     pub fn cookies(&self) -> CookiePolicy {
         CookiePolicy::for_issuer(&self.issuer)
+    }
+
+    /// Notes an audit event now (written after the response, `core/audit.rs`).
+    pub fn audit(&self, event: AuditEvent) {
+        self.notes.event(self.now_s(), event);
     }
 
     /// An absolute URL under the issuer.

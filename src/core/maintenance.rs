@@ -56,9 +56,15 @@ pub struct Purged {
     pub registration_tokens: usize,
     /// Assertion `jti` markers past their assertion's expiry.
     pub jti_markers: usize,
+    /// Audit events older than the retention (`AUDIT_RETENTION_DAYS`).
+    pub audit_events: usize,
 }
 
-/// One cleanup run.
-pub async fn run<S: Store>(store: &S, now_s: u64) -> Result<Purged, StoreError> {
-    store.purge(&Cutoffs::at(now_s)).await
+/// One cleanup run: the shards' token state, then the audit events older than `audit_kept_s`.
+pub async fn run<S: Store>(store: &S, now_s: u64, audit_kept_s: u64) -> Result<Purged, StoreError> {
+    let mut purged = store.purge(&Cutoffs::at(now_s)).await?;
+    purged.audit_events = store
+        .prune_audit(now_s.saturating_sub(audit_kept_s), PURGE_BATCH)
+        .await?;
+    Ok(purged)
 }

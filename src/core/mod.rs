@@ -6,6 +6,7 @@
 //! tests over [`storage::memory::MemoryStore`] and a mock clock.
 
 pub mod admin;
+pub mod audit;
 pub mod cache;
 pub mod config;
 pub mod discovery;
@@ -15,6 +16,7 @@ pub mod gateway;
 pub mod http;
 pub mod ids;
 pub mod keys;
+pub mod log;
 pub mod maintenance;
 pub mod model;
 pub mod oauth;

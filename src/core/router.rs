@@ -125,7 +125,9 @@ async fn route<S: Store>(ctx: &Ctx<'_, S>, req: &Request, path: &str) -> Respons
         },
         ("/id/keys", Get | Head) => match ctx.config.keys.jwks() {
             Ok(jwks) => {
-                Response::json(200, &jwks).with_header("cache-control", "public, max-age=300")
+                let max_age = ctx.config.jwks_max_age_s();
+                Response::json(200, &jwks)
+                    .with_header("cache-control", &format!("public, max-age={max_age}"))
             }
             Err(e) => OAuthError::from(e).to_response(false),
         },

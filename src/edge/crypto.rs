@@ -7,6 +7,7 @@ use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
 use web_sys::{CryptoKey, SubtleCrypto};
 
+use crate::core::keys::managed::{KeyVault, VaultFuture};
 use crate::core::keys::{
     parse_pems, Alg, KeyBackend, KeyError, KeyMaterial, KeySet, PublicKey, SignFuture, SigningKey,
     Verifier, VerifyFuture,
@@ -156,5 +157,115 @@ impl Verifier for WebCryptoVerifier {
             .await?;
             Ok(verified.as_bool() == Some(true))
         })
+    }
+}
+
+/// The managed keys' [`KeyVault`] on WebCrypto: key pairs made by `generateKey`, sealed with
+/// AES-256-GCM under the key derived from `KEY_WRAPPING_KEY` (imported non-extractable).
+pub struct WebCryptoVault {
+    wrapping: [u8; 32],
+}
+
+impl WebCryptoVault {
+    pub fn new(secret: &str) -> Result<Self, KeyError> {
+        Ok(Self {
+            wrapping: crate::core::keys::managed::wrapping_key(secret)?,
+        })
+    }
+
+    async fn aes(&self) -> Result<CryptoKey, KeyError> {
+        let raw = Uint8Array::from(self.wrapping.as_slice());
+        let usages = Array::of2(&"encrypt".into(), &"decrypt".into());
+        Ok(settle(subtle()?.import_key_with_object(
+            "raw",
+            &raw,
+            &object(&[("name", "AES-GCM")])?,
+            false,
+            &usages,
+        ))
+        .await?
+        .unchecked_into())
+    }
+
+    fn gcm(iv: &[u8], kid: &str) -> Result<Object, KeyError> {
+        let params = object(&[("name", "AES-GCM")])?;
+        Reflect::set(&params, &"iv".into(), &Uint8Array::from(iv)).map_err(js_error)?;
+        Reflect::set(
+            &params,
+            &"additionalData".into(),
+            &Uint8Array::from(kid.as_bytes()),
+        )
+        .map_err(js_error)?;
+        Ok(params)
+    }
+}
+
+impl KeyVault for WebCryptoVault {
+    fn generate(&self, alg: Alg) -> VaultFuture<'_, Vec<u8>> {
+        Box::pin(async move {
+            let params = match alg {
+                Alg::Rs256 => {
+                    let p = object(&[("name", "RSASSA-PKCS1-v1_5"), ("hash", "SHA-256")])?;
+                    Reflect::set(&p, &"modulusLength".into(), &JsValue::from_f64(2048.0))
+                        .map_err(js_error)?;
+                    Reflect::set(
+                        &p,
+                        &"publicExponent".into(),
+                        &Uint8Array::from([1u8, 0, 1].as_slice()),
+                    )
+                    .map_err(js_error)?;
+                    p
+                }
+                Alg::Es256 => object(&[("name", "ECDSA"), ("namedCurve", "P-256")])?,
+            };
+            let usages = Array::of2(&"sign".into(), &"verify".into());
+            let subtle = subtle()?;
+            let pair = settle(subtle.generate_key_with_object(&params, true, &usages)).await?;
+            let private: CryptoKey = Reflect::get(&pair, &"privateKey".into())
+                .map_err(js_error)?
+                .unchecked_into();
+            let der = settle(subtle.export_key("pkcs8", &private)).await?;
+            Ok(Uint8Array::new(&der).to_vec())
+        })
+    }
+
+    fn seal<'a>(&'a self, der: &'a [u8], kid: &'a str) -> VaultFuture<'a, Vec<u8>> {
+        Box::pin(async move {
+            let mut iv = [0u8; 12];
+            getrandom::getrandom(&mut iv).map_err(|e| KeyError(format!("random: {e}")))?;
+            let key = self.aes().await?;
+            let sealed = settle(subtle()?.encrypt_with_object_and_u8_array(
+                &Self::gcm(&iv, kid)?,
+                &key,
+                der,
+            ))
+            .await?;
+            Ok([iv.as_slice(), &Uint8Array::new(&sealed).to_vec()].concat())
+        })
+    }
+
+    fn open<'a>(&'a self, sealed: &'a [u8], kid: &'a str) -> VaultFuture<'a, Vec<u8>> {
+        Box::pin(async move {
+            if sealed.len() < 12 + 16 {
+                return Err(KeyError("sealed key too short".into()));
+            }
+            let (iv, body) = sealed.split_at(12);
+            let key = self.aes().await?;
+            let der = settle(subtle()?.decrypt_with_object_and_u8_array(
+                &Self::gcm(iv, kid)?,
+                &key,
+                body,
+            ))
+            .await
+            .map_err(|_| KeyError("the key does not open with KEY_WRAPPING_KEY".into()))?;
+            Ok(Uint8Array::new(&der).to_vec())
+        })
+    }
+
+    fn load<'a>(
+        &'a self,
+        pems: &'a str,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = KeySet> + 'a>> {
+        Box::pin(load(pems))
     }
 }

@@ -8,6 +8,7 @@ mod dev;
 mod gateway;
 mod http;
 mod kv;
+mod operators;
 mod outbound;
 mod resources;
 mod shard_object;
@@ -21,6 +22,7 @@ use worker::{event, Context, Env};
 
 use crate::core::config::{Config, Ctx};
 use crate::core::env::{Clock, OsRng};
+use crate::core::keys::managed::ManagedKey;
 use crate::core::keys::KeySet;
 use crate::core::oauth::stamp::StampKey;
 use crate::core::router;
@@ -40,13 +42,18 @@ impl Clock for JsClock {
 }
 
 thread_local! {
-    /// Signing keys imported into WebCrypto and the age-stamp key derived from the secret,
-    /// reused across requests of this isolate while the secret is unchanged.
+    /// Signing keys imported into WebCrypto and the age-stamp key, reused across requests of
+    /// this isolate while the PEM bundle they came from is unchanged.
     static KEYS: RefCell<Option<(String, Keys)>> = const { RefCell::new(None) };
+    /// The managed signing keys (D1 `signing_keys`), opened, and when they were read.
+    static MANAGED: RefCell<Option<(u64, Opened)>> = const { RefCell::new(None) };
 }
 
 /// The key set, and the age-stamp key (none while the signing keys are unusable).
 type Keys = (Rc<KeySet>, Option<StampKey>);
+
+/// Managed keys with their PKCS#8 DER.
+type Opened = Rc<Vec<(ManagedKey, Vec<u8>)>>;
 
 fn cached_keys(pems: &str) -> Option<Keys> {
     KEYS.with(|cell| match cell.borrow().as_ref() {
@@ -55,13 +62,83 @@ fn cached_keys(pems: &str) -> Option<Keys> {
     })
 }
 
-/// The isolate's keys; its first request (or the first after the secret changed) imports
-/// them, which is asynchronous in WebCrypto.
-async fn keys(env: &Env) -> Keys {
-    let pems = env
+/// A managed key was created, scheduled or deleted through this isolate: read them again now.
+pub(crate) fn keys_changed() {
+    MANAGED.with(|c| *c.borrow_mut() = None);
+}
+
+fn vault(env: &Env) -> Option<crypto::WebCryptoVault> {
+    let secret = var(env, "KEY_WRAPPING_KEY")?;
+    match crypto::WebCryptoVault::new(&secret) {
+        Ok(v) => Some(v),
+        Err(e) => {
+            worker::console_error!("{}", e.0);
+            None
+        }
+    }
+}
+
+/// The managed keys, read from D1 at most once per `KEYS_REFRESH_S` (30 s) per isolate and
+/// opened with `KEY_WRAPPING_KEY`. A key that does not open is logged and left out; a failed
+/// read keeps the previous copy until the next period.
+async fn managed_keys(env: &Env, store: &store::EdgeStore) -> Opened {
+    let refresh_ms = var(env, "KEYS_REFRESH_S")
+        .and_then(|v| v.parse::<u64>().ok())
+        .unwrap_or(crate::core::keys::managed::REFRESH_DEFAULT_S)
+        .saturating_mul(1000);
+    let now = now_ms();
+    let cached = MANAGED.with(|c| c.borrow().clone());
+    if let Some((read_at, opened)) = &cached {
+        if now.saturating_sub(*read_at) < refresh_ms {
+            return opened.clone();
+        }
+    }
+    let rows = match crate::core::storage::SigningKeyStore::list_signing_keys(store).await {
+        Ok(rows) => rows,
+        Err(e) => {
+            worker::console_error!("signing_keys unreadable, keeping the last copy: {e:?}");
+            let kept = cached.map(|(_, o)| o).unwrap_or_default();
+            MANAGED.with(|c| *c.borrow_mut() = Some((now, kept.clone())));
+            return kept;
+        }
+    };
+    let mut opened = Vec::with_capacity(rows.len());
+    if !rows.is_empty() {
+        match vault(env) {
+            Some(vault) => {
+                for key in rows {
+                    match crate::core::keys::managed::KeyVault::open(&vault, &key.sealed, &key.kid)
+                        .await
+                    {
+                        Ok(der) => opened.push((key, der)),
+                        Err(e) => worker::console_error!("managed key {}: {}", key.kid, e.0),
+                    }
+                }
+            }
+            None => worker::console_error!(
+                "{} managed signing keys are stored but KEY_WRAPPING_KEY is not set: they are not used",
+                rows.len()
+            ),
+        }
+    }
+    let opened = Rc::new(opened);
+    MANAGED.with(|c| *c.borrow_mut() = Some((now, opened.clone())));
+    opened
+}
+
+/// The isolate's keys: `SIGNING_KEYS` and the managed keys, signer first (`keys/managed.rs`).
+/// The first request after the bundle changed imports it, which is asynchronous in WebCrypto.
+async fn keys(env: &Env, store: &store::EdgeStore) -> Keys {
+    let secret = env
         .secret("SIGNING_KEYS")
         .map(|s| s.to_string())
         .unwrap_or_default();
+    let managed = managed_keys(env, store).await;
+    let pems = if managed.is_empty() {
+        secret.clone()
+    } else {
+        crate::core::keys::managed::assemble(&secret, &managed, JsClock.now_s())
+    };
     if let Some(keys) = cached_keys(&pems) {
         return keys;
     }
@@ -74,7 +151,20 @@ async fn keys(env: &Env) -> Keys {
     if let Some(e) = set.error() {
         worker::console_error!("SIGNING_KEYS unusable: {}", e.0);
     }
-    let stamp = set.error().is_none().then(|| StampKey::derive(&pems));
+    // The stamp key follows the secret, not the rotation schedule; with managed keys alone, the
+    // wrapping key.
+    let stamp_source = if secret.trim().is_empty() {
+        format!(
+            "managed:{}",
+            var(env, "KEY_WRAPPING_KEY").unwrap_or_default()
+        )
+    } else {
+        secret
+    };
+    let stamp = set
+        .error()
+        .is_none()
+        .then(|| StampKey::derive(&stamp_source));
     let keys = (set, stamp);
     KEYS.with(|cell| *cell.borrow_mut() = Some((pems, keys.clone())));
     keys
@@ -88,23 +178,34 @@ pub(crate) fn var(env: &Env, name: &str) -> Option<String> {
         .filter(|v| !v.is_empty())
 }
 
-/// The cron trigger (`wrangler.toml` `[triggers]`): the scheduled cleanup. D1 holds nothing
-/// that expires any more; the run asks every shard to purge now (each shard's own alarm does
-/// the same), so that a shard whose alarm was lost is still cleaned.
+fn number(env: &Env, name: &str) -> Option<u64> {
+    var(env, name).and_then(|v| v.parse().ok())
+}
+
+/// The cron trigger (`wrangler.toml` `[triggers]`): the scheduled cleanup. The run asks every
+/// shard to purge now (each shard's own alarm does the same, so a shard whose alarm was lost
+/// is still cleaned), then prunes the audit trail past `AUDIT_RETENTION_DAYS`.
 #[event(scheduled)]
 async fn scheduled(_event: worker::ScheduledEvent, env: Env, _ctx: worker::ScheduleContext) {
+    let kept_s = number(&env, "AUDIT_RETENTION_DAYS")
+        .unwrap_or(crate::core::audit::RETENTION_DAYS_DEFAULT)
+        .saturating_mul(86_400);
     let result = match store::EdgeStore::new(&env, store::Reads::Primary) {
-        Ok(store) => crate::core::maintenance::run(&store, JsClock.now_s()).await,
+        Ok(store) => crate::core::maintenance::run(&store, JsClock.now_s(), kept_s).await,
         Err(e) => Err(crate::core::storage::StoreError::Backend(e.to_string())),
     };
     match result {
         Ok(p) => worker::console_log!(
-            "cleanup: {} expired access tokens, {} families, {} code redemptions, {} registration tokens, {} jti markers removed from the shards",
-            p.access_tokens,
-            p.families,
-            p.code_redemptions,
-            p.registration_tokens,
-            p.jti_markers
+            "{}",
+            serde_json::json!({
+                "event": "cleanup",
+                "access_tokens": p.access_tokens,
+                "families": p.families,
+                "code_redemptions": p.code_redemptions,
+                "registration_tokens": p.registration_tokens,
+                "jti_markers": p.jti_markers,
+                "audit_events": p.audit_events,
+            })
         ),
         Err(e) => worker::console_error!("cleanup failed: {e:?}"),
     }
@@ -126,7 +227,11 @@ fn gateway_routes(env: &Env) -> Vec<crate::core::gateway::GatewayRoute> {
 
 fn config(env: &Env, keys: Keys, shards: u16) -> Config {
     let (keys, stamp_key) = keys;
+    let vault = vault(env).map(|v| crate::core::keys::managed::Vault(Rc::new(v)));
     Config {
+        vault,
+        jwks_max_age_s: number(env, "JWKS_MAX_AGE_S"),
+        audit_retention_days: number(env, "AUDIT_RETENTION_DAYS"),
         issuer: var(env, "ISSUER").map(|i| i.trim_end_matches('/').to_owned()),
         admin_token: var(env, "ADMIN_TOKEN").map(Secret::new),
         keys,
@@ -147,7 +252,7 @@ async fn gateway_request(
     route: crate::core::gateway::GatewayRoute,
 ) -> worker::Result<worker::Response> {
     let store = store::EdgeStore::new(env, store::Reads::Nearest)?;
-    let config = config(env, keys(env).await, store.shards.count);
+    let config = config(env, keys(env, &store).await, store.shards.count);
     let head = match http::head_to_core(&req) {
         Ok(head) => head,
         Err(resp) => return http::from_core(resp),
@@ -158,6 +263,7 @@ async fn gateway_request(
         rng: &OsRng,
         config: &config,
         issuer: config.issuer.clone().unwrap_or_else(|| head.origin.clone()),
+        notes: Default::default(),
     };
     match crate::core::gateway::decide(&ctx, &head, &route).await {
         crate::core::gateway::Decision::Forward { url, identity } => {
@@ -179,19 +285,22 @@ fn needs_primary(r: &crate::core::http::Request) -> bool {
 }
 
 #[event(fetch)]
-async fn fetch(req: worker::Request, env: Env, _ctx: Context) -> worker::Result<worker::Response> {
+async fn fetch(req: worker::Request, env: Env, wctx: Context) -> worker::Result<worker::Response> {
+    let started_ms = now_ms();
     let path = req.path();
     if let Some(route) = crate::core::gateway::route_for(&gateway_routes(&env), &path).cloned() {
         return gateway_request(req, &env, route).await;
     }
+    let method = req.method().to_string();
+    let ip = req.headers().get("cf-connecting-ip").ok().flatten();
     let request = http::to_core(req).await;
     let reads = match &request {
         Ok(r) if needs_primary(r) => store::Reads::Primary,
         _ => store::Reads::Nearest,
     };
     let store = store::EdgeStore::new(&env, reads)?;
-    let config = config(&env, keys(&env).await, store.shards.count);
-    let path = request.as_ref().map(|r| r.path.clone()).unwrap_or_default();
+    let config = config(&env, keys(&env, &store).await, store.shards.count);
+    let mut notes = crate::core::audit::Notes::default();
     let response = match request {
         Ok(request) if dev::is_dev_path(&request.path) => {
             dev::handle(&env, &store, &config, &request).await
@@ -206,11 +315,22 @@ async fn fetch(req: worker::Request, env: Env, _ctx: Context) -> worker::Result<
                     .issuer
                     .clone()
                     .unwrap_or_else(|| request.origin.clone()),
+                notes,
             };
-            router::handle(&ctx, &request).await
+            let response = router::handle(&ctx, &request).await;
+            notes = ctx.notes;
+            response
         }
         Err(resp) => resp,
     };
+    // The audit trail is written after the answer has gone: one batch, `waitUntil`.
+    let events = notes.take_events(ip.as_deref());
+    if !events.is_empty() {
+        match env.d1("DB") {
+            Ok(db) => wctx.wait_until(operators::write_events(db, events)),
+            Err(e) => worker::console_error!("audit: no D1 binding: {e}"),
+        }
+    }
     // A server error is the operator's to fix: say where, with the (secret-free) description.
     if response.status >= 500 {
         let body = String::from_utf8_lossy(&response.body);
@@ -221,9 +341,21 @@ async fn fetch(req: worker::Request, env: Env, _ctx: Context) -> worker::Result<
             .unwrap_or_default();
         worker::console_error!("{} {path}: {body}{keys}", response.status);
     }
+    let trips = store.round_trips();
+    if var(&env, "LOG_REQUESTS").as_deref() != Some("0") {
+        let line = crate::core::log::RequestLog {
+            method: &method,
+            path: &path,
+            response: &response,
+            notes: &notes,
+            duration_ms: now_ms().saturating_sub(started_ms),
+            round_trips: trips,
+        };
+        worker::console_log!("{}", line.to_json());
+    }
     // Dev only (`EXPOSE_ROUND_TRIPS=1`): how many storage round trips this request made.
     let response = if var(&env, "EXPOSE_ROUND_TRIPS").as_deref() == Some("1") {
-        let (kv, d1, shard) = store.round_trips();
+        let (kv, d1, shard) = trips;
         response.with_header(
             "x-storage-round-trips",
             &format!("kv={kv}; d1={d1}; do={shard}"),

@@ -581,6 +581,7 @@ fn purge(sql: &Sql, c: &Cutoffs) -> OpResult<Purged> {
         code_redemptions,
         registration_tokens,
         jti_markers,
+        audit_events: 0,
     })
 }
 

@@ -157,6 +157,15 @@ impl EdgeStore {
         self.db.prepare(sql).bind(&values).map_err(backend)
     }
 
+    /// A statement with values already converted (a batch built from one argument list).
+    pub fn stmt_values(
+        &self,
+        sql: &str,
+        values: &[JsValue],
+    ) -> Result<D1PreparedStatement, StoreError> {
+        self.db.prepare(sql).bind(values).map_err(backend)
+    }
+
     /// Runs one statement; returns the number of rows it changed.
     pub async fn exec(&self, sql: &str, args: &[Arg<'_>]) -> Result<usize, StoreError> {
         let stmt = self.stmt(sql, args)?;

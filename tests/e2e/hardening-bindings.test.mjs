@@ -23,7 +23,8 @@ async function logShows(re) {
 
 before(async () => {
   const toml = readFileSync(join(ROOT, 'wrangler.toml'), 'utf8');
-  const stripped = toml.replace(/\[\[ratelimits\]\][^[]*/g, '');
+  // Every environment's limits go ([[ratelimits]] and [[env.production.ratelimits]]).
+  const stripped = toml.replace(/\[\[(?:env\.[\w-]+\.)?ratelimits\]\][^[]*/g, '');
   assert.ok(!stripped.includes('RL_'), 'the copy still declares a binding');
   writeFileSync(config, stripped);
   w = await startTestWorker({ config });

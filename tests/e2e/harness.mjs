@@ -64,6 +64,8 @@ export async function startTestWorker({ vars = {}, secrets = {}, config, args = 
     writeEnvFile(envFile, {
       ADMIN_TOKEN: adminToken,
       SIGNING_KEYS: newSigningKey() + newSigningKey(),
+      // Seals the signing keys made through /admin/keys (docs/configuration.md).
+      KEY_WRAPPING_KEY: randomToken(43),
       EXPOSE_ROUND_TRIPS: '1',
       ...secrets,
     });
@@ -73,7 +75,9 @@ export async function startTestWorker({ vars = {}, secrets = {}, config, args = 
   try {
     migrate(stateDir);
     const port = await freePort();
-    worker = await startWorker({ port, stateDir, envFile, vars: allVars, config, args });
+    // `log`: the worker's own log lines (one JSON line per request, src/core/log.rs) are captured
+    // in `output()` with wrangler's warnings and errors.
+    worker = await startWorker({ port, stateDir, envFile, vars: allVars, config, args, logLevel: 'log' });
   } catch (e) {
     if (!reuse && !keep) rmSync(stateDir, { recursive: true, force: true });
     throw e;

@@ -65,6 +65,7 @@ fn gateway(s: &Server, path: &str, token: Option<&str>) -> Decision {
         rng: &OsRng,
         config: &s.config,
         issuer: ISSUER.into(),
+        notes: Default::default(),
     };
     let route = route_for(&s.config.gateway, path).unwrap().clone();
     block_on(decide(&ctx, &req, &route))

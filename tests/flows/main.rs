@@ -12,6 +12,7 @@ mod device;
 mod gateway;
 mod hardening;
 mod maintenance;
+mod operators;
 mod performance;
 mod refresh;
 mod scale;

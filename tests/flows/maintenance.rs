@@ -30,13 +30,13 @@ fn cleanup_removes_expired_and_dead_state_and_nothing_live() {
     assert_eq!(s.store.family_count(), 3);
 
     // Nothing is due yet.
-    let none = block_on(maintenance::run(&s.store, s.clock.now_s())).unwrap();
+    let none = block_on(maintenance::run(&s.store, s.clock.now_s(), 90 * 86_400)).unwrap();
     assert_eq!(none, maintenance::Purged::default());
 
     // Past the access tokens' lifetime (7200 s): they go, and bob's family with them; alice's
     // refresh token and carol's revoked family (kept a day) stay. The codes' markers go.
     s.clock.advance_s(7201);
-    let p = block_on(maintenance::run(&s.store, s.clock.now_s())).unwrap();
+    let p = block_on(maintenance::run(&s.store, s.clock.now_s(), 90 * 86_400)).unwrap();
     assert_eq!(p.access_tokens, 3, "{p:?}");
     assert_eq!(p.families, 1, "{p:?}");
     assert_eq!(p.code_redemptions, 3, "{p:?}");
@@ -59,7 +59,7 @@ fn cleanup_removes_expired_and_dead_state_and_nothing_live() {
 
     // A day after carol's revocation her family goes too; her token stays refused.
     s.clock.advance_s(REVOKED_KEPT_S);
-    let p = block_on(maintenance::run(&s.store, s.clock.now_s())).unwrap();
+    let p = block_on(maintenance::run(&s.store, s.clock.now_s(), 90 * 86_400)).unwrap();
     assert!(p.families >= 1, "{p:?}");
     assert_eq!(s.store.family_count(), 1, "only alice's family is left");
     let r = s.refresh(&app, carol["refresh_token"].as_str().unwrap());

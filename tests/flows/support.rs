@@ -10,12 +10,15 @@ use edge_oauth::core::config::{Config, Ctx};
 use edge_oauth::core::env::{MockClock, OsRng};
 use edge_oauth::core::gateway::parse_routes;
 use edge_oauth::core::http::{Method, Request, Response};
+use edge_oauth::core::keys::managed::Vault;
+use edge_oauth::core::keys::native::NativeVault;
 use edge_oauth::core::keys::KeySet;
 use edge_oauth::core::oauth::stamp::StampKey;
 use edge_oauth::core::outbound::{FetchError, FetchFuture, Fetched, Fetcher, Outbound};
 use edge_oauth::core::router;
 use edge_oauth::core::secret::{b64url, sha256, Secret};
 use edge_oauth::core::storage::memory::MemoryStore;
+use edge_oauth::core::storage::AuditStore;
 use futures_executor::block_on;
 use serde_json::{json, Value};
 
@@ -161,6 +164,11 @@ impl Server {
                 outbound: Outbound(web),
                 gateway: parse_routes(None, Some(UPSTREAM)).unwrap(),
                 dev_mode: false,
+                vault: Some(Vault(Rc::new(
+                    NativeVault::new("a wrapping key of at least 32 characters").unwrap(),
+                ))),
+                jwks_max_age_s: None,
+                audit_retention_days: None,
             },
         }
     }
@@ -190,8 +198,13 @@ impl Server {
             rng: &OsRng,
             config: &self.config,
             issuer: ISSUER.into(),
+            notes: Default::default(),
         };
-        block_on(router::handle(&ctx, &req)).into()
+        let resp = block_on(router::handle(&ctx, &req));
+        // As the edge does after answering: the request's audit events, with its address.
+        let events = ctx.notes.take_events(req.header("cf-connecting-ip"));
+        block_on(self.store.append_audit(&events)).unwrap();
+        resp.into()
     }
 
     pub fn admin(&self, method: Method, path: &str, body: Value) -> Reply {

@@ -3,6 +3,8 @@
 
 mod apps;
 mod assets;
+mod audit;
+mod keys;
 mod resources;
 mod settings;
 mod users;
@@ -10,6 +12,7 @@ mod users;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
+use super::audit::{AuditEvent, Kind as AuditKind};
 use super::config::Ctx;
 use super::http::{Method, Request, Response, MAX_BODY_BYTES};
 use super::oauth::client_auth::strip_scheme;
@@ -29,6 +32,15 @@ impl AdminError {
             status: 400,
             code: "invalid_request",
             message: message.into(),
+        }
+    }
+    /// A failure the caller cannot fix; `cause` is logged (by the edge, as every 500 body is),
+    /// and is never a secret.
+    fn internal(cause: &str) -> Self {
+        Self {
+            status: 500,
+            code: "server_error",
+            message: format!("internal error: {cause}"),
         }
     }
     fn conflict(message: &str) -> Self {
@@ -88,13 +100,44 @@ type AdminResult = Result<Response, AdminError>;
 pub async fn handle<S: Store>(ctx: &Ctx<'_, S>, req: &Request) -> Response {
     let result = match authorized(ctx, req) {
         Ok(()) => route(ctx, req).await,
-        Err(e) => Err(e),
+        Err(e) => return e.into_response().no_store(),
     };
-    match result {
+    let resp = match result {
         Ok(r) => r,
         Err(e) => e.into_response(),
+    };
+    if !matches!(req.method, Method::Get | Method::Head) {
+        note_change(ctx, req, resp.status);
     }
-    .no_store()
+    resp.no_store()
+}
+
+/// An admin change (or a refused attempt at one) for the audit trail: method, path and status;
+/// the app or user it was about. Bodies are never recorded (they may hold passwords).
+fn note_change<S: Store>(ctx: &Ctx<'_, S>, req: &Request, status: u16) {
+    let parts: Vec<String> = req
+        .path
+        .trim_start_matches("/admin/")
+        .split('/')
+        .map(super::http::percent_decode)
+        .collect();
+    let (client, user) = match parts
+        .iter()
+        .map(String::as_str)
+        .collect::<Vec<_>>()
+        .as_slice()
+    {
+        ["apps", id, "users", user] => (Some(id.to_string()), Some(user.to_string())),
+        ["apps", id, ..] => (Some(id.to_string()), None),
+        ["users", id, ..] => (None, Some(id.to_string())),
+        _ => (None, None),
+    };
+    let detail = format!("{} {} {status}", req.method.name(), req.path);
+    ctx.audit(
+        AuditEvent::new(AuditKind::Admin, status < 400, "admin", detail)
+            .client(client.as_deref())
+            .user(user.as_deref()),
+    );
 }
 
 /// Constant-time comparison with the configured token; no token configured means no admin API.
@@ -141,12 +184,18 @@ async fn route<S: Store>(ctx: &Ctx<'_, S>, req: &Request) -> AdminResult {
         (Method::Post, ["registration-tokens"]) => {
             settings::mint_registration_token(ctx, req).await
         }
+        (Method::Get, ["keys"]) => keys::list(ctx).await,
+        (Method::Post, ["keys"]) => keys::create(ctx, req).await,
+        (Method::Post, ["keys", kid, "activate"]) => keys::activate(ctx, kid).await,
+        (Method::Delete, ["keys", kid]) => keys::delete(ctx, kid).await,
+        (Method::Get, ["audit"]) => audit::list(ctx, req).await,
         (Method::Get, ["resources"]) => resources::list(ctx).await,
         (Method::Post, ["resources"]) => resources::create(ctx, req).await,
         (Method::Delete, ["resources", id]) => resources::delete(ctx, id).await,
         (_, ["apps"] | ["apps", _] | ["apps", _, "secret"] | ["apps", _, "users", _])
         | (_, ["users"] | ["users", _] | ["settings"] | ["registration-tokens"])
-        | (_, ["assets"] | ["assets", _] | ["resources"] | ["resources", _]) => {
+        | (_, ["assets"] | ["assets", _] | ["resources"] | ["resources", _])
+        | (_, ["keys"] | ["keys", _] | ["keys", _, "activate"] | ["audit"]) => {
             Err(AdminError::method())
         }
         _ => Err(AdminError::not_found("resource")),

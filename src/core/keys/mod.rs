@@ -10,6 +10,7 @@
 //! (`edge::crypto`), so no RSA code ships in the wasm; natively (tests), RustCrypto
 //! ([`native`]). This module builds the JWS around it and publishes the public keys.
 
+pub mod managed;
 mod material;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod native;
@@ -162,6 +163,14 @@ impl KeySet {
                 .first()
                 .ok_or_else(|| KeyError("no signing key".into())),
             Err(e) => Err(e.clone()),
+        }
+    }
+
+    /// The `kid` and algorithm of every key, signer first; none when unusable.
+    pub fn kids(&self) -> Vec<(String, Alg)> {
+        match &self.keys {
+            Ok(keys) => keys.iter().map(|k| (k.kid.clone(), k.alg)).collect(),
+            Err(_) => Vec::new(),
         }
     }
 

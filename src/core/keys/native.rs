@@ -108,3 +108,82 @@ fn verify_now(key: &PublicKey, input: &[u8], signature: &[u8]) -> Result<bool, K
         }
     }
 }
+
+/// The native [`KeyVault`](super::managed::KeyVault): RustCrypto RSA/P-256 key generation and
+/// AES-256-GCM.
+pub struct NativeVault {
+    key: [u8; 32],
+}
+
+impl NativeVault {
+    pub fn new(wrapping_secret: &str) -> Result<Self, KeyError> {
+        Ok(Self {
+            key: super::managed::wrapping_key(wrapping_secret)?,
+        })
+    }
+}
+
+impl super::managed::KeyVault for NativeVault {
+    fn generate(&self, alg: Alg) -> super::managed::VaultFuture<'_, Vec<u8>> {
+        Box::pin(async move {
+            use rsa::pkcs8::EncodePrivateKey;
+            let mut rng = rand_core::OsRng;
+            let der = match alg {
+                Alg::Rs256 => rsa::RsaPrivateKey::new(&mut rng, 2048)
+                    .map_err(|e| KeyError(format!("RSA key generation: {e}")))?
+                    .to_pkcs8_der(),
+                Alg::Es256 => p256::SecretKey::random(&mut rng).to_pkcs8_der(),
+            }
+            .map_err(|e| KeyError(format!("PKCS#8: {e}")))?;
+            Ok(der.as_bytes().to_vec())
+        })
+    }
+
+    fn seal<'a>(&'a self, der: &'a [u8], kid: &'a str) -> super::managed::VaultFuture<'a, Vec<u8>> {
+        Box::pin(async move {
+            use aes_gcm::aead::{Aead, AeadCore, KeyInit, Payload};
+            let cipher = aes_gcm::Aes256Gcm::new((&self.key).into());
+            let nonce = aes_gcm::Aes256Gcm::generate_nonce(&mut rand_core::OsRng);
+            let sealed = cipher
+                .encrypt(
+                    &nonce,
+                    Payload {
+                        msg: der,
+                        aad: kid.as_bytes(),
+                    },
+                )
+                .map_err(|_| KeyError("sealing failed".into()))?;
+            Ok([nonce.as_slice(), &sealed].concat())
+        })
+    }
+
+    fn open<'a>(
+        &'a self,
+        sealed: &'a [u8],
+        kid: &'a str,
+    ) -> super::managed::VaultFuture<'a, Vec<u8>> {
+        Box::pin(async move {
+            use aes_gcm::aead::{Aead, KeyInit, Payload};
+            if sealed.len() < 12 + 16 {
+                return Err(KeyError("sealed key too short".into()));
+            }
+            let (nonce, body) = sealed.split_at(12);
+            aes_gcm::Aes256Gcm::new((&self.key).into())
+                .decrypt(
+                    nonce.into(),
+                    Payload {
+                        msg: body,
+                        aad: kid.as_bytes(),
+                    },
+                )
+                .map_err(|_| KeyError("the key does not open with KEY_WRAPPING_KEY".into()))
+        })
+    }
+
+    fn load<'a>(
+        &'a self,
+        pems: &'a str,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = super::KeySet> + 'a>> {
+        Box::pin(async move { super::KeySet::load(pems) })
+    }
+}

@@ -5,6 +5,7 @@
 use super::authz::{complete, request_app, AuthorizationRequest, Failure, CODE_TTL_S};
 use super::error::{sf, ErrorCode, OAuthError};
 use super::pages;
+use crate::core::audit::{AuditEvent, Kind as AuditKind};
 use crate::core::config::Ctx;
 use crate::core::http::{ParamError, Params, Request, Response};
 use crate::core::model::{App, PermittedUsers, User};
@@ -250,14 +251,32 @@ async fn handle_post<S: Store>(
                 Some((pages::Notice::Throttled, username)),
             ));
         }
-        let Some(user) = check_login(ctx, username, password).await? else {
-            return Ok(pages::login(
-                &app,
-                &areq,
-                &form,
-                Some((pages::Notice::WrongPassword, username)),
-            ));
+        let user = match check_login_detail(ctx, username, password).await? {
+            Ok(user) => user,
+            Err(who) => {
+                ctx.audit(
+                    AuditEvent::new(
+                        AuditKind::Login,
+                        false,
+                        who.as_deref().unwrap_or("anonymous"),
+                        "wrong username or password, or an inactive user",
+                    )
+                    .user(who.as_deref())
+                    .client(Some(&app.client_id)),
+                );
+                return Ok(pages::login(
+                    &app,
+                    &areq,
+                    &form,
+                    Some((pages::Notice::WrongPassword, username)),
+                ));
+            }
         };
+        ctx.audit(
+            AuditEvent::new(AuditKind::Login, true, &user.user_id, "password")
+                .user(Some(&user.user_id))
+                .client(Some(&app.client_id)),
+        );
         let now = ctx.now_s();
         let sid = Secret::random_base62(ctx.rng, 43);
         let session = Session {
@@ -291,6 +310,16 @@ async fn handle_post<S: Store>(
     let Some(user_id) = record.user_id.as_deref().filter(|_| approve || deny) else {
         return Err(forbidden("unknown form action"));
     };
+    ctx.audit(
+        AuditEvent::new(
+            AuditKind::Consent,
+            approve,
+            user_id,
+            if approve { "approved" } else { "denied" },
+        )
+        .user(Some(user_id))
+        .client(Some(&app.client_id)),
+    );
     if deny && areq.device.is_some() {
         return super::verification::deny(ctx, &areq).await;
     }
@@ -354,9 +383,19 @@ pub async fn check_login<S: Store>(
     username: &str,
     password: &str,
 ) -> Result<Option<User>, StoreError> {
-    match verify_login(ctx, username, password).await? {
-        Some(user) => Ok(Some(rehash_if_needed(ctx, user, password).await?)),
-        None => Ok(None),
+    Ok(check_login_detail(ctx, username, password).await?.ok())
+}
+
+/// As [`check_login`]; a refusal names the user the username belongs to, if any (for the
+/// audit trail: never the username typed, which may be a mistyped password).
+pub async fn check_login_detail<S: Store>(
+    ctx: &Ctx<'_, S>,
+    username: &str,
+    password: &str,
+) -> Result<Result<User, Option<String>>, StoreError> {
+    match verify_login_detail(ctx, username, password).await? {
+        Ok(user) => Ok(Ok(rehash_if_needed(ctx, user, password).await?)),
+        Err(who) => Ok(Err(who)),
     }
 }
 
@@ -367,14 +406,22 @@ pub async fn verify_login<S: Store>(
     username: &str,
     password: &str,
 ) -> Result<Option<User>, StoreError> {
+    Ok(verify_login_detail(ctx, username, password).await?.ok())
+}
+
+async fn verify_login_detail<S: Store>(
+    ctx: &Ctx<'_, S>,
+    username: &str,
+    password: &str,
+) -> Result<Result<User, Option<String>>, StoreError> {
     match ctx.store.find_user_by_username(username).await? {
         Some(user) if password::verify_password(password, &user.password_hash) && user.active => {
-            Ok(Some(user))
+            Ok(Ok(user))
         }
-        Some(_) => Ok(None),
+        Some(user) => Ok(Err(Some(user.user_id))),
         None => {
             password::burn_verification(password);
-            Ok(None)
+            Ok(Err(None))
         }
     }
 }

@@ -5,6 +5,7 @@ use serde::Serialize;
 use super::error::OAuthError;
 use super::scope::ScopeSet;
 use super::stamp::STAMP_LEN;
+use crate::core::audit::{AuditEvent, Kind as AuditKind};
 use crate::core::config::Ctx;
 use crate::core::http::{Params, Request, Response};
 use crate::core::keys::{TYP_ACCESS_TOKEN, TYP_ID_TOKEN};
@@ -345,6 +346,12 @@ pub async fn token_fields<S: Store>(
     if grant.app.policy.jwt_access_tokens {
         fields.push(("token_format", "jwt".into()));
     }
+    let how = ctx.notes.grant_type().unwrap_or_else(|| "authorize".into());
+    ctx.audit(
+        AuditEvent::new(AuditKind::Token, true, &grant.app.client_id, how)
+            .user(Some(grant.user_id))
+            .client(Some(&grant.app.client_id)),
+    );
     Ok(fields)
 }
 

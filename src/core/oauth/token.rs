@@ -63,6 +63,9 @@ async fn dispatch<S: Store>(
     req: &Request,
     params: &Params,
 ) -> Result<Response, OAuthError> {
+    if let Some(grant) = params.get("grant_type")? {
+        ctx.notes.grant(grant);
+    }
     registered_grant(ctx, req, params).await?;
     // Salesforce's device authorization lives on the token endpoint (salesforce-reference.md §8).
     if params.get("response_type")? == Some("device_code") && params.get("grant_type")?.is_none() {

@@ -3,6 +3,7 @@
 //! honour routes as a sharded store does: a key whose route is not its family's finds nothing.
 
 mod devices;
+mod operators;
 
 use devices::DeviceRow;
 
@@ -47,6 +48,9 @@ pub struct MemoryStore {
     /// A shard that is down: every operation on a key it owns is `Unavailable`.
     down: std::cell::Cell<Option<Route>>,
     attempts: RefCell<HashMap<(Limit, String), u32>>,
+    /// The audit trail, oldest first (`operators.rs`).
+    audit: RefCell<Vec<crate::core::audit::AuditEvent>>,
+    signing_keys: RefCell<BTreeMap<String, crate::core::keys::managed::ManagedKey>>,
 }
 
 /// Attempts allowed per key over a store's lifetime (the bindings reset per period instead);

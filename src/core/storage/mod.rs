@@ -19,6 +19,8 @@ mod route;
 pub use records::*;
 pub use route::{Route, TokenKey, MAX_SHARDS};
 
+use super::audit::{AuditEvent, AuditQuery};
+use super::keys::managed::ManagedKey;
 use super::maintenance::{Cutoffs, Purged};
 use super::model::{App, OrgSettings, User};
 use super::secret::SecretHash;
@@ -302,6 +304,28 @@ pub trait TokenStore {
     async fn purge(&self, cutoffs: &Cutoffs) -> Result<Purged, StoreError>;
 }
 
+/// The audit trail (D1 `audit_events`, `core/audit.rs`): appended after responses, read by the
+/// admin API, pruned by the cron.
+pub trait AuditStore {
+    /// Appends `events` in one write; ids are assigned in order.
+    async fn append_audit(&self, events: &[AuditEvent]) -> Result<(), StoreError>;
+    /// The events `query` matches, newest first, at most `query.limit`.
+    async fn list_audit(&self, query: &AuditQuery) -> Result<Vec<AuditEvent>, StoreError>;
+    /// Removes at most `limit` events older than `before_s`, oldest first.
+    async fn prune_audit(&self, before_s: u64, limit: u32) -> Result<usize, StoreError>;
+}
+
+/// Signing keys managed through the admin API (D1 `signing_keys`, `keys/managed.rs`).
+pub trait SigningKeyStore {
+    async fn list_signing_keys(&self) -> Result<Vec<ManagedKey>, StoreError>;
+    /// Conflict when the `kid` exists.
+    async fn create_signing_key(&self, key: &ManagedKey) -> Result<(), StoreError>;
+    /// Sets when the key signs from; `false` when there is no such key.
+    async fn schedule_signing_key(&self, kid: &str, activates_at: u64) -> Result<bool, StoreError>;
+    /// `false` when there is no such key.
+    async fn delete_signing_key(&self, kid: &str) -> Result<bool, StoreError>;
+}
+
 /// Edge-local copies of live access tokens (KV), so that validation needs no shard or D1 round
 /// trip. Eventually consistent: a copy may not have reached another location yet (validation
 /// then falls back to the token's shard for young tokens only), and a dropped copy may linger elsewhere for KV's
@@ -360,6 +384,8 @@ pub trait Store:
     + InteractionStore
     + TokenStore
     + AccessCopyStore
+    + AuditStore
+    + SigningKeyStore
     + RateLimiter
 {
 }
@@ -379,6 +405,8 @@ impl<T> Store for T where
         + InteractionStore
         + TokenStore
         + AccessCopyStore
+        + AuditStore
+        + SigningKeyStore
         + RateLimiter
 {
 }

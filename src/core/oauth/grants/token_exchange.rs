@@ -116,6 +116,16 @@ pub async fn exchange<S: Store>(
     }
     // 5. The asset token.
     let token = asset_token(ctx, &app, policy, &asset, &device).await?;
+    ctx.audit(
+        crate::core::audit::AuditEvent::new(
+            crate::core::audit::Kind::Token,
+            true,
+            &app.client_id,
+            format!("{GRANT_TYPE} (asset {})", asset.asset_id),
+        )
+        .user(Some(&asset.user_id))
+        .client(Some(&app.client_id)),
+    );
     let body = serde_json::json!({
         "access_token": token.expose(),
         "issued_token_type": JWT_TOKEN_TYPE,
