@@ -25,8 +25,8 @@ pub struct EdgeStore {
     db: Db,
     /// Token families and everything single-use (`shards.rs`).
     pub shards: Shards,
-    /// `RL_LOGIN`, `RL_LOGIN_IP` and `RL_CLIENT`; a missing one fails the requests that need
-    /// it (fail closed), it never switches throttling off.
+    /// The six `RL_*` rate limiters; a missing one fails the requests that need it (fail
+    /// closed), it never switches throttling off.
     login_limiter: Option<RateLimiter>,
     login_ip_limiter: Option<RateLimiter>,
     password_limiter: Option<RateLimiter>,

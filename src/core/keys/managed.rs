@@ -77,6 +77,20 @@ pub fn signer(keys: &[ManagedKey], now_s: u64) -> Option<&ManagedKey> {
         .max_by_key(|k| (k.activates_at, k.created_at, k.kid.as_str()))
 }
 
+/// The managed key that signs at `now_s` when `SIGNING_KEYS` holds no key as well: before any
+/// managed key has activated, the oldest one signs (there is nothing else to sign with).
+pub fn effective_signer(keys: &[ManagedKey], now_s: u64, secret_keys: bool) -> Option<&ManagedKey> {
+    signer(keys, now_s).or_else(|| {
+        if secret_keys {
+            None
+        } else {
+            keys.iter()
+                .filter(|k| published(keys, k, now_s))
+                .min_by_key(|k| (k.created_at, k.kid.as_str()))
+        }
+    })
+}
+
 /// The activation time for `kid` wanted at `at`, moved past any other key's activation at the
 /// same second, so that two keys never tie and the later scheduling takes over.
 pub fn free_second(keys: &[ManagedKey], kid: &str, mut at: u64) -> u64 {
@@ -110,7 +124,7 @@ pub fn published(keys: &[ManagedKey], key: &ManagedKey, now_s: u64) -> bool {
 /// The status of every key: the managed ones (newest first), then those of `SIGNING_KEYS` in
 /// its order (`secret_kids`).
 pub fn statuses(keys: &[ManagedKey], secret_kids: &[(String, Alg)], now_s: u64) -> Vec<KeyStatus> {
-    let signing = signer(keys, now_s);
+    let signing = effective_signer(keys, now_s, !secret_kids.is_empty());
     let mut managed: Vec<&ManagedKey> = keys.iter().collect();
     managed.sort_by_key(|k| std::cmp::Reverse((k.created_at, k.kid.clone())));
     let mut out: Vec<KeyStatus> = managed
@@ -164,7 +178,8 @@ pub fn statuses(keys: &[ManagedKey], secret_kids: &[(String, Alg)], now_s: u64) 
 /// each managed key with its PKCS#8 DER.
 pub fn assemble(secret_pems: &str, opened: &[(ManagedKey, Vec<u8>)], now_s: u64) -> String {
     let keys: Vec<ManagedKey> = opened.iter().map(|(k, _)| k.clone()).collect();
-    let signing = signer(&keys, now_s).map(|k| k.kid.clone());
+    let secret = secret_pems.trim();
+    let signing = effective_signer(&keys, now_s, !secret.is_empty()).map(|k| k.kid.clone());
     let pem_of = |der: &[u8]| pem::encode(&pem::Pem::new("PRIVATE KEY", der.to_vec()));
     let mut bundle = String::new();
     if let Some((_, der)) = opened
@@ -173,7 +188,6 @@ pub fn assemble(secret_pems: &str, opened: &[(ManagedKey, Vec<u8>)], now_s: u64)
     {
         bundle.push_str(&pem_of(der));
     }
-    let secret = secret_pems.trim();
     if !secret.is_empty() {
         bundle.push_str(secret);
         bundle.push('\n');
@@ -322,8 +336,17 @@ mod tests {
         // After a's tokens have all expired: a is gone.
         let b = assemble(secret, &opened, 1300 + MAX_TOKEN_LIFETIME_S);
         assert!(!b.contains(&pem_of(der(1))));
-        // No secret at all: the managed keys alone.
+        // No secret at all: the managed keys alone; before any activation the oldest signs, and
+        // the statuses say so.
         assert!(assemble("", &opened, 1400).starts_with(&pem_of(der(2))));
+        assert!(assemble("", &opened, 100).starts_with(&pem_of(der(1))));
+        let st = statuses(
+            &[key("a", 0, Some(300)), key("b", 1000, Some(1300))],
+            &[],
+            100,
+        );
+        assert_eq!((st[1].kid.as_str(), st[1].status), ("a", "active"));
+        assert_eq!(st[0].status, "pending");
     }
 
     #[test]
