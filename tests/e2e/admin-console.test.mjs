@@ -23,7 +23,7 @@ import { join } from 'node:path';
 import { createRemoteJWKSet, decodeProtectedHeader, jwtVerify } from 'jose';
 import { startTestWorker } from './harness.mjs';
 import { inlineScripts, launchChromium, userinfo } from './ua-helpers.mjs';
-import { assertLoggedIn, bundleKit, demoFailed, text } from './bundle-helpers.mjs';
+import { assertLoggedIn, bundleKit, demoFailed, logIn, text } from './bundle-helpers.mjs';
 
 const TOKEN_KEY = 'edge-oauth-admin:token';
 const DEMO_SCOPES = ['openid', 'profile', 'email', 'api', 'refresh_token'];
@@ -316,10 +316,16 @@ test('3. Signing keys: Rotate signing key → pending, then active; old tokens s
       assert.equal(payload.email, user.email);
       assert.equal((await userinfo(w.baseUrl, oldTokens.access_token)).status, 200);
 
-      // A new login is signed with the new key.
+      // A new login is signed with the new key (the user approved the app before: no consent
+      // page this time).
       const context2 = await kit.newContext();
       try {
-        const { tokens: newTokens } = await demoTokens(kit, context2, app, user);
+        const page2 = await kit.openDemo(context2, app);
+        await page2.getByRole('button', { name: 'Log in with PKCE', exact: true }).click();
+        await page2.waitForURL(`${w.baseUrl}/services/oauth2/authorize?**`);
+        await logIn(page2, user);
+        await kit.backAtDemo(page2);
+        const newTokens = await page2.evaluate(() => window.demo.client.tokens());
         assert.equal(decodeProtectedHeader(newTokens.id_token).kid, newKid);
         await jwtVerify(newTokens.id_token, createRemoteJWKSet(new URL(`${w.baseUrl}/id/keys`)), { issuer: w.baseUrl, audience: app.client_id });
         assert.equal((await userinfo(w.baseUrl, newTokens.access_token)).status, 200);
