@@ -59,22 +59,26 @@ async function codeFor(client_id, username, password, extra = {}) {
   return { ...a, verifier };
 }
 
-function tables() {
+/** The audit trail records refused admin requests too (docs/admin-api.md "Audit trail"); the
+ * registry is every other table. */
+const TRAIL = ['audit_events', 'sqlite_sequence'];
+
+function tables({ registry = false } = {}) {
   // `_cf_*` tables are miniflare's own bookkeeping (a counter that moves on every query).
   const sql = "select name from sqlite_master where type = 'table' and name not like '\\_cf\\_%' escape '\\' order by name";
-  return JSON.parse(w.d1(sql)).map((r) => r.name);
+  return JSON.parse(w.d1(sql)).map((r) => r.name).filter((t) => !registry || !TRAIL.includes(t));
 }
 
-/** The whole local D1 as text: every row of every table. */
-function dumpD1() {
-  return tables()
+/** The whole local D1 as text: every row of every table (of the registry only, if asked). */
+function dumpD1(opts) {
+  return tables(opts)
     .map((t) => `${t}: ${w.d1(`select * from "${t}"`)}`)
     .join('\n');
 }
 
 function rowCounts() {
   const counts = {};
-  for (const t of tables()) counts[t] = JSON.parse(w.d1(`select count(*) as n from "${t}"`))[0].n;
+  for (const t of tables({ registry: true })) counts[t] = JSON.parse(w.d1(`select count(*) as n from "${t}"`))[0].n;
   return counts;
 }
 
@@ -91,7 +95,7 @@ async function snapshot() {
   assert.equal(apps.status, 200);
   assert.equal(users.status, 200);
   assert.equal(settings.status, 200);
-  return { apps: apps.json, users: users.json, settings: settings.json, counts: rowCounts(), db: dumpD1() };
+  return { apps: apps.json, users: users.json, settings: settings.json, counts: rowCounts(), db: dumpD1({ registry: true }) };
 }
 
 /** Sends a request that must be refused with 400, a message matching every pattern, and no write. */
@@ -539,10 +543,17 @@ test('bad user input is 400 naming the problem, and writes nothing', async () =>
 });
 
 test('unknown admin resources are 404 and wrong methods 405', async () => {
-  for (const path of ['/admin/nothing', '/admin/apps/x/y', '/admin/users/x/y/z', '/admin', '/admin/', '/admin/settings/x']) {
+  for (const path of ['/admin/nothing', '/admin/apps/x/y', '/admin/users/x/y/z', '/admin/settings/x']) {
     const r = await admin('GET', path);
     assert.equal(r.status, 404, `GET ${path}: ${r.text}`);
     assert.equal(r.json?.error, 'not_found');
+  }
+  // `/admin` itself is the operator console, a static page (`/admin/` redirects to it).
+  for (const path of ['/admin', '/admin/']) {
+    const r = await admin('GET', path);
+    assert.equal(r.status, 200, `GET ${path}`);
+    assert.match(r.headers.get('content-type'), /^text\/html/);
+    assert.match(r.text, /<title>edge-oauth admin<\/title>/);
   }
   for (const [m, p] of [['GET', '/admin/apps/3MVGnope'], ['PATCH', '/admin/apps/3MVGnope'], ['DELETE', '/admin/apps/3MVGnope'],
     ['POST', '/admin/apps/3MVGnope/secret'], ['GET', '/admin/users/005nope'], ['PATCH', '/admin/users/005nope'], ['DELETE', '/admin/users/005nope']]) {
