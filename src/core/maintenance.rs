@@ -56,6 +56,8 @@ pub struct Purged {
     pub registration_tokens: usize,
     /// Assertion `jti` markers past their assertion's expiry.
     pub jti_markers: usize,
+    /// Device codes expired for a whole device-code lifetime.
+    pub device_codes: usize,
     /// Audit events older than the retention (`AUDIT_RETENTION_DAYS`).
     pub audit_events: usize,
 }

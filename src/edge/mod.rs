@@ -204,6 +204,7 @@ async fn scheduled(_event: worker::ScheduledEvent, env: Env, _ctx: worker::Sched
                 "code_redemptions": p.code_redemptions,
                 "registration_tokens": p.registration_tokens,
                 "jti_markers": p.jti_markers,
+                "device_codes": p.device_codes,
                 "audit_events": p.audit_events,
             })
         ),

@@ -563,7 +563,7 @@ fn purge(sql: &Sql, c: &Cutoffs) -> OpResult<Purged> {
         vec![int(c.now_s), limit.clone()],
     )?;
     // Kept a while past expiry, so a late poll hears `expired_token` rather than an unknown code.
-    sql.run(
+    let device_codes = sql.run(
         "DELETE FROM device_grants WHERE rowid IN (SELECT rowid FROM device_grants WHERE expires_at <= ? LIMIT ?)",
         vec![int(c.now_s.saturating_sub(DEVICE_TTL_S)), limit.clone()],
     )?;
@@ -581,6 +581,7 @@ fn purge(sql: &Sql, c: &Cutoffs) -> OpResult<Purged> {
         code_redemptions,
         registration_tokens,
         jti_markers,
+        device_codes,
         audit_events: 0,
     })
 }
@@ -761,6 +762,7 @@ impl Purged {
             code_redemptions: self.code_redemptions,
             registration_tokens: self.registration_tokens,
             jti_markers: self.jti_markers,
+            device_codes: self.device_codes,
         }
     }
 }

@@ -247,6 +247,8 @@ pub struct PurgedWire {
     pub registration_tokens: usize,
     #[serde(default)]
     pub jti_markers: usize,
+    #[serde(default)]
+    pub device_codes: usize,
 }
 
 impl PurgedWire {
@@ -259,6 +261,7 @@ impl PurgedWire {
             self.code_redemptions,
             self.registration_tokens,
             self.jti_markers,
+            self.device_codes,
         ]
         .iter()
         .any(|&n| n >= limit)
@@ -708,6 +711,7 @@ impl TokenStore for EdgeStore {
             sum.code_redemptions += p.code_redemptions;
             sum.registration_tokens += p.registration_tokens;
             sum.jti_markers += p.jti_markers;
+            sum.device_codes += p.device_codes;
             sum
         }))
     }

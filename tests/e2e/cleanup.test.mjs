@@ -21,13 +21,14 @@ const OLD = `INSERT INTO families (family_id, client_id, user_id, scopes, auth_t
     ('h-rt', 'old-revoked', 'refresh', '[]', 1000, NULL, 'rotated', 1000000), ('h-at', 'old-spent', 'access', '[]', 1000, 2000, 'active', NULL);
   INSERT INTO code_redemptions (code_hash, family_id, redeemed_at) VALUES ('old-code', 'old-spent', 1000);
   INSERT INTO registration_tokens (token_hash, expires_at) VALUES ('old-reg', 2000);
-  INSERT INTO epochs (subject, valid_from_ms) VALUES ('user:old', 1000000);`;
+  INSERT INTO epochs (subject, valid_from_ms) VALUES ('user:old', 1000000);
+  INSERT INTO device_grants (device_hash, user_code, grant_json, expires_at, interval_s) VALUES ('old-device', 'OLDCODE1', '{}', 2000, 5);`;
 
 const count = (file, sql) => JSON.parse(execFileSync('sqlite3', ['-readonly', '-json', file, sql], { encoding: 'utf8' }) || '[{"n":0}]')[0].n;
 const oldRows = (file) => count(file, `SELECT
     (SELECT count(*) FROM families WHERE family_id LIKE 'old-%') + (SELECT count(*) FROM tokens WHERE token_hash IN ('h-rt', 'h-at'))
   + (SELECT count(*) FROM code_redemptions WHERE code_hash = 'old-code') + (SELECT count(*) FROM registration_tokens WHERE token_hash = 'old-reg')
-  + (SELECT count(*) FROM epochs WHERE subject = 'user:old') AS n`);
+  + (SELECT count(*) FROM epochs WHERE subject = 'user:old') + (SELECT count(*) FROM device_grants WHERE device_hash = 'old-device') AS n`);
 
 /** A worker with live tokens, stopped; old state planted in every shard; a worker on the same state. */
 async function withOldState(name, vars = {}) {
@@ -63,7 +64,7 @@ async function liveTokensWork(w, app, live) {
 test('the cron handler has every shard remove expired and long-revoked state; live tokens keep working', async () => {
   const { w, app, live, files } = await withOldState('cleanup-cron');
   const liveCounts = { families: shardRows(w.stateDir, 'SELECT count(*) AS n FROM families').reduce((n, r) => n + r.n, 0) - 2 * files.length };
-  for (const f of files) assert.equal(oldRows(f), 7, `old state planted in ${f}`);
+  for (const f of files) assert.equal(oldRows(f), 8, `old state planted in ${f}`);
 
   const r = await fetch(`${w.baseUrl}/__scheduled?cron=17+*+*+*+*`);
   assert.equal(r.status, 200, await r.text());
@@ -86,7 +87,7 @@ test("a shard's own alarm removes its expired state after a write", async () => 
   const stats = (await w.admin('GET', '/dev/shards')).json;
   assert.ok(stats.counts[route].families > 0, JSON.stringify(stats));
   const before = files.map(oldRows);
-  assert.ok(before.every((n) => n === 7), JSON.stringify(before));
+  assert.ok(before.every((n) => n === 8), JSON.stringify(before));
   let cleaned = 0;
   for (let i = 0; i < 40 && cleaned === 0; i++) {
     await new Promise((r) => setTimeout(r, 250));

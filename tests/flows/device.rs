@@ -1,7 +1,11 @@
 //! The device flow (RFC 8628, salesforce-reference.md §8): both dialects, the verification
 //! page, and every polling answer, on the mock clock.
 
+use edge_oauth::core::env::Clock;
 use edge_oauth::core::http::Method;
+use edge_oauth::core::maintenance;
+use edge_oauth::core::oauth::device::DEVICE_TTL_S;
+use futures_executor::block_on;
 use serde_json::{json, Value};
 
 use crate::support::*;
@@ -270,4 +274,24 @@ fn the_code_page_needs_its_csrf_token_and_throttles_guessing() {
     let r = enter_code(&s, &browser, &csrf, d["user_code"].as_str().unwrap());
     assert_eq!(r.status, 429, "{}", r.body);
     assert!(r.body.contains("Too many codes"), "{}", r.body);
+}
+
+#[test]
+fn the_cleanup_removes_device_codes_a_lifetime_after_they_expired() {
+    let s = Server::new();
+    let app = s.app(json!({}));
+    let started = start_salesforce(&s, &app, "api");
+    let code = started["device_code"].as_str().unwrap().to_owned();
+    // Expired, but kept a while so that a late poll hears `expired_token`.
+    s.clock.advance_s(DEVICE_TTL_S + 1);
+    let p = block_on(maintenance::run(&s.store, s.clock.now_s(), 90 * 86_400)).unwrap();
+    assert_eq!(p.device_codes, 0);
+    assert_eq!(
+        poll_salesforce(&s, &app, &code).json()["error"],
+        "expired_token"
+    );
+    s.clock.advance_s(DEVICE_TTL_S);
+    let p = block_on(maintenance::run(&s.store, s.clock.now_s(), 90 * 86_400)).unwrap();
+    assert_eq!(p.device_codes, 1);
+    assert_ne!(poll_salesforce(&s, &app, &code).status, 200);
 }

@@ -694,6 +694,11 @@ impl MemoryStore {
             .borrow_mut()
             .retain(|_, expires| *expires > c.now_s);
         purged.jti_markers = before - self.jti_markers.borrow().len();
+        purged.device_codes = self.purge_devices(
+            c.now_s
+                .saturating_sub(crate::core::oauth::device::DEVICE_TTL_S),
+            limit,
+        );
         purged
     }
 

@@ -14,6 +14,19 @@ pub(super) struct DeviceRow {
 }
 
 impl MemoryStore {
+    /// Removes at most `limit` device grants that expired before `before_s`.
+    pub(super) fn purge_devices(&self, before_s: u64, limit: usize) -> usize {
+        let mut devices = self.devices.borrow_mut();
+        let old: Vec<String> = devices
+            .iter()
+            .filter(|(_, d)| d.grant.expires_at_s <= before_s)
+            .map(|(k, _)| k.clone())
+            .take(limit)
+            .collect();
+        devices.retain(|k, _| !old.contains(k));
+        old.len()
+    }
+
     /// The device code hash of the undecided, unexpired grant of `user_code`.
     fn pending_device(&self, user_code: &str, now_s: u64) -> Option<String> {
         self.devices
