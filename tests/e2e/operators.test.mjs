@@ -115,7 +115,10 @@ test('the cron prunes audit events past the retention and keeps recent ones', as
   assert.equal(r.status, 200, await r.text());
   assert.equal(count("SELECT count(*) AS n FROM audit_events WHERE detail LIKE 'old-%'"), 0, 'events older than 90 days are gone');
   assert.ok(count("SELECT count(*) AS n FROM audit_events WHERE detail NOT LIKE 'old-%'") >= recent, 'recent events stay');
-  const line = w.output().split('\n').map((l) => l.match(/\{.*"event":"cleanup".*\}/)?.[0]).find(Boolean);
+  // The worker's output reaches us through wrangler's pipe a moment after the answer.
+  const cleanupLine = () => w.output().split('\n').map((l) => l.match(/\{.*"event":"cleanup".*\}/)?.[0]).find(Boolean);
+  for (let i = 0; i < 50 && !cleanupLine(); i++) await sleep(100);
+  const line = cleanupLine();
   assert.ok(line, `no cleanup log line in:\n${w.output().slice(-2000)}`);
   assert.equal(JSON.parse(line).audit_events, 3);
 });
