@@ -64,6 +64,7 @@ async function admin(method, path, body) {
 }
 
 const lines = [`edge-oauth is serving at ${base}`, `  discovery:   ${base}/.well-known/openid-configuration`, `  admin token: ${adminToken}`,
+  `  console:     ${base}/admin  (sign in with the admin token)`,
   `  shards:      ${vars.SHARDS ?? 'wrangler.toml default'} (counts: GET ${base}/dev/shards with the admin token)`];
 if (vars.GATEWAY_UPSTREAM) lines.push(`  gateway:     ${base}/gateway/demo/ and ${base}/gateway/other/ → ${vars.GATEWAY_UPSTREAM} (scope api, resource ${base}/gateway/demo or …/other)`);
 if (process.env.SEED !== '0') {
