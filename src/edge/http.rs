@@ -156,10 +156,15 @@ async fn multipart_pairs(
     Ok(pairs)
 }
 
+/// Every answer the worker makes itself (pages, JSON, errors) carries `X-Content-Type-Options:
+/// nosniff`, so no browser reads a body as anything but its declared type.
 pub fn from_core(resp: Response) -> worker::Result<worker::Response> {
     let headers = worker::Headers::new();
     for (k, v) in &resp.headers {
         headers.append(k, v)?;
+    }
+    if resp.header("x-content-type-options").is_none() {
+        headers.set("x-content-type-options", "nosniff")?;
     }
     Ok(worker::Response::from_bytes(resp.body)?
         .with_status(resp.status)

@@ -4,13 +4,156 @@
 // Every worker gets `DEV_MODE=1` (the development-only switches and `GET /dev/shards`, see
 // docs/scaling.md) and, when the environment sets `SHARDS` (`make test-e2e` runs the suite with
 // 1 and with 4), `SHARDS` as a var; a test's own `vars` win over both.
+//
+// The leak recorder (on only when `EDGE_OAUTH_LEAK_DIR` is set; see `recorder` below) writes
+// every secret the tests see, each worker's captured output and its audit trail into that
+// directory; tests/conformance/zz-no-secrets-in-logs.test.mjs then checks that no secret is in
+// any log line or audit row.
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePort, migrate, newSigningKey, randomToken, startWorker, writeEnvFile } from '../../scripts/worker.mjs';
 
 const ENV_FILE = 'test.vars';
+
+// ── The leak recorder ─────────────────────────────────────────────────────────────────────────
+//
+// With `EDGE_OAUTH_LEAK_DIR` set, every secret this test process sees is appended to
+// `${EDGE_OAUTH_LEAK_DIR}/secrets-<pid>.txt` (one `kind<TAB>value` a line), and each worker's
+// stop() writes its captured output (`output()`: wrangler's lines and the worker's own JSON log
+// lines, src/core/log.rs) to `log-<pid>-<n>.txt` and its D1 `audit_events` rows to
+// `audit-<pid>-<n>.txt`, before the state directory goes. Values the tests saw as ids
+// (client_id, user_id, username, …) go to `public-<pid>.txt`: a test that sends an id as a
+// wrong secret must not make the id's place in a log line look like a leak.
+// Secrets come from each worker's ADMIN_TOKEN, KEY_WRAPPING_KEY and SIGNING_KEYS (each base64
+// line of the PEMs), and from node's global fetch, wrapped here, for requests to a running test
+// worker: response fields (JSON, form-encoded, form_post hidden inputs), the same names in a
+// Location's query or fragment, the login-session cookie; request body fields.
+// Not seen: requests made by browsers (Playwright) or by Python clients (authlib), which do not
+// go through this process's fetch. Their secrets are not recorded, though the logs they cause
+// are still checked for every secret that was.
+const LEAK_DIR = process.env.EDGE_OAUTH_LEAK_DIR || '';
+
+const RESPONSE_SECRETS = new Set(['access_token', 'refresh_token', 'id_token', 'client_secret', 'registration_access_token', 'token', 'device_code', 'user_code', 'code',
+  // hybrid web sessions (docs/hybrid.md)
+  'sid', 'parent_sid', 'lightning_sid', 'visualforce_sid', 'content_sid']);
+const REQUEST_SECRETS = new Set(['password', 'client_secret', 'code_verifier', 'assertion', 'client_assertion']);
+const PUBLIC = new Set(['client_id', 'user_id', 'org_id', 'organization_id', 'id', 'username', 'preferred_username', 'email', 'kid', 'sub', 'iss', 'name']);
+const SESSION_COOKIES = new Set(['eo_sid', '__Host-eo_sid']);
+
+const recorder = LEAK_DIR ? makeRecorder(LEAK_DIR) : undefined;
+
+function makeRecorder(dir) {
+  mkdirSync(dir, { recursive: true });
+  const seen = new Set();
+  const bases = new Set(); // the running test workers' base URLs
+  let workers = 0;
+
+  /**
+   * Notes `value` as a secret of `kind` (or a public id): one line, at least 12 characters and 6
+   * different ones (shorter values would match log text by chance); a user code
+   * (`XXXX-XXXX`, 9) is kept as shown.
+   */
+  function note(kind, value) {
+    const key = `${kind === 'public' ? 'p' : 's'}:${value}`;
+    if (typeof value !== 'string' || seen.has(key) || /[\t\r\n]/.test(value) || value.length > 8192) return;
+    if (!(kind === 'user_code' ? /^[A-Z]{4}-[A-Z]{4}$/.test(value) : value.length >= 12 && new Set(value).size >= 6)) return;
+    seen.add(key);
+    if (kind === 'public') return appendFileSync(join(dir, `public-${process.pid}.txt`), `${value}\n`);
+    appendFileSync(join(dir, `secrets-${process.pid}.txt`), `${kind}\t${value}\n`);
+    // An opaque access token is `{org_id}!{secret}`: the part after `!` is the secret alone.
+    const bang = value.indexOf('!');
+    if (bang > 0) note(kind, value.slice(bang + 1));
+  }
+
+  function notePairs(pairs, names) {
+    for (const [k, v] of pairs) {
+      if (names.has(k)) note(k, v);
+      else if (PUBLIC.has(k)) note('public', v);
+    }
+  }
+
+  /** The (name, string value) pairs of a body: JSON at any depth, hidden inputs, or a form. */
+  function bodyPairs(text, type = '') {
+    try {
+      const out = [];
+      const walk = (v) => {
+        if (Array.isArray(v)) v.forEach(walk);
+        else if (v && typeof v === 'object') for (const [k, x] of Object.entries(v)) typeof x === 'string' ? out.push([k, x]) : walk(x);
+      };
+      walk(JSON.parse(text));
+      return out;
+    } catch { /* not JSON */ }
+    if (/html/i.test(type)) return [...text.matchAll(/<input type="hidden" name="([^"]+)" value="([^"]*)">/g)].map((m) => [m[1], m[2].replace(/&amp;/g, '&')]);
+    return [...new URLSearchParams(text)];
+  }
+
+  function urlPairs(href, base) {
+    try {
+      const url = new URL(href, base);
+      return [...url.searchParams, ...new URLSearchParams(url.hash.slice(1))];
+    } catch { return []; }
+  }
+
+  const realFetch = globalThis.fetch;
+  globalThis.fetch = async function recordingFetch(input, init) {
+    const href = typeof input === 'string' ? input : input?.url ?? input?.href ?? '';
+    const base = [...bases].find((b) => href === b || href.startsWith(`${b}/`) || href.startsWith(`${b}?`));
+    if (!base) return realFetch(input, init);
+    try {
+      const body = init?.body;
+      if (typeof body === 'string') notePairs(bodyPairs(body), REQUEST_SECRETS);
+      else if (body instanceof URLSearchParams || body instanceof FormData) notePairs([...body].filter(([, v]) => typeof v === 'string'), REQUEST_SECRETS);
+      else if (body === undefined && input instanceof Request && input.body) input.clone().text().then((t) => notePairs(bodyPairs(t), REQUEST_SECRETS), () => {});
+      // Other bodies (buffers, streams) are a test's own raw bytes: not read.
+    } catch { /* recording never breaks a request */ }
+    const res = await realFetch(input, init);
+    try {
+      const location = res.headers.get('location');
+      if (location) notePairs(urlPairs(location, base), RESPONSE_SECRETS);
+      if (res.redirected) notePairs(urlPairs(res.url, base), RESPONSE_SECRETS);
+      for (const c of res.headers.getSetCookie()) {
+        const [name, ...value] = c.split(';')[0].split('=');
+        if (SESSION_COOKIES.has(name.trim())) note('session_cookie', value.join('=').trim());
+      }
+      const type = res.headers.get('content-type') ?? '';
+      if (/json|x-www-form-urlencoded|text\/html/i.test(type)) {
+        res.clone().text().then((t) => notePairs(bodyPairs(t, type), RESPONSE_SECRETS), () => {});
+      }
+    } catch { /* nor a response */ }
+    return res;
+  };
+
+  return {
+    /** A worker started: its secrets, and its base URL for the fetch wrapper. Returns its number. */
+    started(baseUrl, env) {
+      bases.add(baseUrl);
+      note('admin_token', env.ADMIN_TOKEN);
+      note('key_wrapping_key', env.KEY_WRAPPING_KEY);
+      for (const line of String(env.SIGNING_KEYS ?? '').split('\n')) {
+        if (line.trim() && !line.startsWith('-----')) note('signing_key', line.trim());
+      }
+      return ++workers;
+    },
+    /**
+     * A worker stopping (before its state goes): writes its output and audit rows, after a short
+     * settle (the audit rows are written after each response, `waitUntil`). Returns a function
+     * that appends the output that came after, once the worker is gone.
+     */
+    stopping(baseUrl, n, output, auditRows) {
+      bases.delete(baseUrl);
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 500);
+      const logFile = join(dir, `log-${process.pid}-${n}.txt`);
+      const first = output();
+      appendFileSync(logFile, first);
+      let audit;
+      try { audit = auditRows(); } catch (e) { audit = `-- audit_events could not be read: ${String(e.message ?? e).split('\n')[0]}\n`; }
+      appendFileSync(join(dir, `audit-${process.pid}-${n}.txt`), audit);
+      return () => appendFileSync(logFile, output().slice(first.length));
+    },
+  };
+}
 
 /** Reads an env file written by writeEnvFile (values quoted, newlines escaped). */
 function readEnvFile(path) {
@@ -54,21 +197,24 @@ export async function startTestWorker({ vars = {}, secrets = {}, config, args = 
   const stateDir = reuse ?? mkdtempSync(join(tmpdir(), 'edge-oauth-test-'));
   const envFile = join(stateDir, ENV_FILE);
   let adminToken;
+  let env; // the secrets the worker gets (for the leak recorder)
   if (reuse && existsSync(envFile)) {
     const existing = readEnvFile(envFile);
     if (Object.keys(secrets).length) writeEnvFile(envFile, { ...existing, ...secrets });
-    adminToken = { ...existing, ...secrets }.ADMIN_TOKEN;
+    env = { ...existing, ...secrets };
+    adminToken = env.ADMIN_TOKEN;
   } else {
     adminToken = secrets.ADMIN_TOKEN ?? randomToken();
     // Two keys: the first signs, the second is "retired" and must stay published.
-    writeEnvFile(envFile, {
+    env = {
       ADMIN_TOKEN: adminToken,
       SIGNING_KEYS: newSigningKey() + newSigningKey(),
       // Seals the signing keys made through /admin/keys (docs/configuration.md).
       KEY_WRAPPING_KEY: randomToken(43),
       EXPOSE_ROUND_TRIPS: '1',
       ...secrets,
-    });
+    };
+    writeEnvFile(envFile, env);
   }
   const allVars = { DEV_MODE: '1', ...(process.env.SHARDS ? { SHARDS: process.env.SHARDS } : {}), ...vars };
   let worker;
@@ -83,6 +229,7 @@ export async function startTestWorker({ vars = {}, secrets = {}, config, args = 
     throw e;
   }
   const baseUrl = worker.baseUrl;
+  const recorded = recorder?.started(baseUrl, env);
 
   async function admin(method, path, body, { token = adminToken, raw } = {}) {
     const headers = { 'content-type': 'application/json' };
@@ -109,7 +256,12 @@ export async function startTestWorker({ vars = {}, secrets = {}, config, args = 
    * Stops the worker (SIGTERM to its process group) and, unless the state is kept, removes the
    * state directory at once. The promise resolves when the group is gone (SIGKILL after 10 s).
    */
+  let stopped = false;
   function stop({ keepState = keep } = {}) {
+    // The leak recorder (when on) saves the output and the audit trail before the state goes,
+    // once, after a 0.5 s settle.
+    const later = recorder && !stopped ? recorder.stopping(baseUrl, recorded, worker.output, () => d1('SELECT * FROM audit_events ORDER BY id')) : undefined;
+    stopped = true;
     worker.stop();
     if (!keepState) rmSync(stateDir, { recursive: true, force: true });
     return (async () => {
@@ -122,6 +274,7 @@ export async function startTestWorker({ vars = {}, secrets = {}, config, args = 
         }
         await sleep(50);
       }
+      later?.();
     })();
   }
 
