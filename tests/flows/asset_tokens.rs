@@ -224,3 +224,32 @@ fn unsigned_actor_tokens_need_the_apps_consent_and_cnf_keys_must_sign() {
     let r = exchange(&s, &access, &factory.sign(&claims));
     assert!(r.body.contains("cnf.jwk"), "{}", r.body);
 }
+
+#[test]
+fn an_audience_or_resource_outside_the_apps_audiences_is_invalid_target() {
+    let s = Server::new();
+    let factory = DeviceKey::new();
+    let (_app, subject) = setup(&s, &factory, json!({}));
+    let actor = factory.sign(&device("dev-target"));
+    let with = |name: &str, value: &str| {
+        s.token(&[
+            ("grant_type", EXCHANGE),
+            ("subject_token_type", ACCESS),
+            ("subject_token", &subject),
+            ("actor_token_type", JWT),
+            ("actor_token", &actor),
+            (name, value),
+        ])
+    };
+    for (name, value) in [
+        ("audience", "https://elsewhere.example"),
+        ("resource", "https://elsewhere.example/api"),
+    ] {
+        let r = with(name, value);
+        assert_eq!(r.status, 400, "{}", r.body);
+        assert_eq!(r.json()["error"], "invalid_target", "{}", r.body);
+    }
+    // The app's own audience may be named.
+    let r = with("audience", "https://iot.example.com");
+    assert_eq!(r.status, 200, "{}", r.body);
+}

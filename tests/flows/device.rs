@@ -273,6 +273,7 @@ fn the_code_page_needs_its_csrf_token_and_throttles_guessing() {
     }
     let r = enter_code(&s, &browser, &csrf, d["user_code"].as_str().unwrap());
     assert_eq!(r.status, 429, "{}", r.body);
+    assert_eq!(r.header("retry-after"), Some("60"));
     assert!(r.body.contains("Too many codes"), "{}", r.body);
 }
 

@@ -498,7 +498,81 @@ fn a_metadata_document_client_logs_in_exchanges_without_a_secret_and_is_cached()
             ("redirect_uri", redirect),
         ]),
     );
-    assert_eq!(no_pkce.query("error").as_deref(), Some("invalid_request"));
+    // A client that chose its own redirect URI hears errors before login on the error page,
+    // never by a redirect there (RFC 9700 §4.11.2: no open redirector).
+    assert_eq!(no_pkce.status, 400, "{}", no_pkce.body);
+    assert!(no_pkce.header("location").is_none());
+    assert!(
+        no_pkce.body.contains("error=invalid_request"),
+        "{}",
+        no_pkce.body
+    );
+}
+
+#[test]
+fn self_registered_clients_hear_errors_before_login_on_a_page_operators_apps_by_redirect() {
+    let s = Server::new();
+    // An operator's app: its callback is trusted, the error is redirected there.
+    let app = s.app(json!({}));
+    let r = Browser::default().get(
+        &s,
+        &authorize_target(&app, CALLBACK, &[("scope", "not_a_scope")]),
+    );
+    assert_eq!(r.query("error").as_deref(), Some("invalid_scope"));
+    // A client registered through RFC 7591 (with an initial access token) with a callback of
+    // its own choosing.
+    let t = s.admin(Method::Post, "/admin/registration-tokens", Value::Null);
+    let auth = format!("Bearer {}", t.json()["token"].as_str().unwrap());
+    let reg = s.send(
+        Method::Post,
+        "/services/oauth2/register",
+        &[("content-type", "application/json"), ("authorization", &auth)],
+        &json!({"redirect_uris": ["https://phish.example/cb"], "token_endpoint_auth_method": "none"})
+            .to_string(),
+    );
+    assert_eq!(reg.status, 201, "{}", reg.body);
+    let client_id = reg.json()["client_id"].as_str().unwrap().to_owned();
+    let challenge = "x".repeat(43);
+    let base = [
+        ("client_id", client_id.as_str()),
+        ("redirect_uri", "https://phish.example/cb"),
+        ("state", "s"),
+    ];
+    let bad: [&[(&str, &str)]; 3] = [
+        &[("response_type", "code"), ("scope", "not_a_scope")],
+        &[("response_type", "nonsense")],
+        &[
+            ("response_type", "code"),
+            ("code_challenge", &challenge),
+            ("code_challenge_method", "plain"),
+        ],
+    ];
+    for extra in bad {
+        let q: Vec<(&str, &str)> = base.iter().chain(extra.iter()).copied().collect();
+        let r = Browser::default().get(&s, &authorize_url(&q));
+        assert_eq!(r.status, 400, "{q:?}: {}", r.body);
+        assert!(r.header("location").is_none(), "{q:?} redirected");
+    }
+    // Silent authentication still answers by redirect (login_required).
+    let q: Vec<(&str, &str)> = base
+        .iter()
+        .chain(
+            [
+                ("response_type", "code"),
+                ("code_challenge", challenge.as_str()),
+                ("prompt", "none"),
+            ]
+            .iter(),
+        )
+        .copied()
+        .collect();
+    let r = Browser::default().get(&s, &authorize_url(&q));
+    assert_eq!(
+        r.query("error").as_deref(),
+        Some("login_required"),
+        "{}",
+        r.body
+    );
 }
 
 #[test]

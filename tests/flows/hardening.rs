@@ -527,7 +527,9 @@ fn a_users_login_throttle_is_per_address() {
     for _ in 0..MEMORY_LOGIN_LIMIT {
         assert_eq!(login("guess", "203.0.113.20").status, 401);
     }
-    assert_eq!(login(PASSWORD, "203.0.113.20").status, 429);
+    let throttled = login(PASSWORD, "203.0.113.20");
+    assert_eq!(throttled.status, 429);
+    assert_eq!(throttled.header("retry-after"), Some("60"));
     let elsewhere = login(PASSWORD, "198.51.100.30");
     assert_eq!(
         elsewhere.status, 200,

@@ -59,8 +59,9 @@ async fn handle<S: Store>(
     if areq.response_type.issues_code()
         && pkce::missing_but_required(ctx, &app, areq.code_challenge.as_deref()).await?
     {
-        return Err(Failure::Redirect(
-            Box::new(areq),
+        return Err(before_login(
+            &app,
+            areq,
             OAuthError::invalid_request("code_challenge required"),
         ));
     }
@@ -77,6 +78,19 @@ async fn handle<S: Store>(
     match user {
         Some(s) => interaction::proceed(ctx, req, &app, areq, &s.user, s.authn, s.grant).await,
         None => interaction::start(ctx, req, &app, areq, None).await,
+    }
+}
+
+/// An error found before the user has logged in. RFC 9700 §4.11.2: the server SHOULD redirect
+/// automatically only to a redirection URI it trusts, else it becomes an open redirector. An
+/// operator registered an app's callbacks; a client that registered itself (RFC 7591, a client ID
+/// metadata document) chose its own, so its errors are shown as the error page instead (silent
+/// authentication, `prompt=none`, still answers by redirect, as the spec allows).
+fn before_login(app: &App, areq: AuthorizationRequest, e: OAuthError) -> Failure {
+    if app.registration.is_some() && !areq.prompt.none {
+        Failure::Page(e)
+    } else {
+        Failure::Redirect(Box::new(areq), e)
     }
 }
 
@@ -152,7 +166,7 @@ pub async fn parse<S: Store>(
             ErrorCode::UnsupportedResponseType,
             "the user-agent flow (token, token id_token, hybrid_token) is blocked by the org setting allow_user_agent_flow",
         );
-        return Err(Failure::Redirect(Box::new(areq), e));
+        return Err(before_login(&app, areq, e));
     }
     let parsed = match parsed {
         Ok(()) => registered_for(&app, params, &mut areq, ctx).await,
@@ -160,7 +174,7 @@ pub async fn parse<S: Store>(
     };
     match parsed {
         Ok(()) => Ok((app, areq)),
-        Err(e) => Err(Failure::Redirect(Box::new(areq), e)),
+        Err(e) => Err(before_login(&app, areq, e)),
     }
 }
 

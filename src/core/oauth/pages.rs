@@ -106,11 +106,21 @@ pub fn login(
             button type="submit" name="login" value="1" { "Log in" }
         }
     };
-    Response::html(
+    throttled(Response::html(
         status,
         layout("Log in", body),
         &csp_source(&areq.redirect_uri),
-    )
+    ))
+}
+
+/// A page answered 429 says when to try again (RFC 6585 §4), as the JSON 429s do: the
+/// throttles count per minute.
+fn throttled(resp: Response) -> Response {
+    if resp.status == 429 {
+        resp.with_header("retry-after", "60")
+    } else {
+        resp
+    }
 }
 
 pub fn consent(app: &App, user: &User, areq: &AuthorizationRequest, form: &Form<'_>) -> Response {
@@ -191,7 +201,7 @@ pub fn device_entry(user_code: &str, csrf: &str, notice: Option<CodeNotice>) -> 
             button type="submit" name="continue" value="1" { "Continue" }
         }
     };
-    Response::html(status, layout("Connect a device", body), "")
+    throttled(Response::html(status, layout("Connect a device", body), ""))
 }
 
 /// The end of a device approval: back to the device.

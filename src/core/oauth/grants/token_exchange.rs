@@ -80,6 +80,19 @@ pub async fn exchange<S: Store>(
             "asset tokens are not enabled for this app",
         )
     })?;
+    // RFC 8693 §2.2.2: a target we would not issue for is `invalid_target`, never ignored. An
+    // asset token is for the app's configured audiences only; `audience` or `resource` may name
+    // one of them.
+    for name in ["audience", "resource"] {
+        for (_, target) in params.pairs().iter().filter(|(k, _)| k == name) {
+            if !policy.audiences.iter().any(|a| a == target) {
+                return Err(OAuthError::new(
+                    ErrorCode::InvalidTarget,
+                    format!("{name} is not one of this app's asset token audiences"),
+                ));
+            }
+        }
+    }
     // 3. The actor token: signed as the app requires, about a device.
     let device = actor_claims(ctx, actor, policy).await?;
     let did = device
