@@ -28,6 +28,11 @@ pub fn metadata<S: Store>(ctx: &Ctx<'_, S>, settings: &OrgSettings) -> serde_jso
         DEVICE_CODE,
         TOKEN_EXCHANGE,
     ];
+    // RFC 8414 §2: the list names what the server supports; tokens from the authorization
+    // endpoint are the `implicit` grant (OIDC Discovery §3).
+    if settings.allow_user_agent_flow {
+        grant_types.insert(1, "implicit");
+    }
     if settings.allow_username_password_flow {
         grant_types.push("password");
     }

@@ -771,3 +771,68 @@ fn a_registered_private_key_jwt_client_authenticates_with_jwks_or_its_jwks_uri()
         (400, "invalid_client_metadata")
     );
 }
+
+#[test]
+fn a_client_that_rotated_the_key_at_its_jwks_uri_is_fetched_again_for_the_new_kid_once_a_minute() {
+    let s = Server::new();
+    s.user("integration");
+    let token = s.admin(Method::Post, "/admin/registration-tokens", json!({}));
+    let auth = format!("Bearer {}", token.json()["token"].as_str().unwrap());
+    let jwks_uri = "https://rotating.example.org/jwks.json";
+    let keyed = |which: usize, kid: &str| {
+        let mut jwk = public_jwk(which);
+        jwk["kid"] = kid.into();
+        jwk
+    };
+    s.web.serve(jwks_uri, &json!({"keys": [keyed(0, "k0")]}), None);
+    let r = s.send(
+        Method::Post,
+        "/services/oauth2/register",
+        &[("authorization", &auth), ("content-type", "application/json")],
+        &json!({"grant_types": ["client_credentials"], "token_endpoint_auth_method": "private_key_jwt", "jwks_uri": jwks_uri, "scope": "api"}).to_string(),
+    );
+    assert_eq!(r.status, 201, "{}", r.body);
+    let id = r.json()["client_id"].as_str().unwrap().to_owned();
+    let p = s.admin(
+        Method::Patch,
+        &format!("/admin/apps/{id}"),
+        json!({"client_credentials_user": "integration"}),
+    );
+    assert_eq!(p.status, 200, "{}", p.body);
+    let fetches = || {
+        s.web
+            .fetches
+            .borrow()
+            .iter()
+            .filter(|u| *u == jwks_uri)
+            .count()
+    };
+    let grant = |which: usize, kid: &str, jti: &str| {
+        let signer = SigningKey::<Sha256>::new(rsa_key(which).clone());
+        let claims = json!({"iss": id, "sub": id, "aud": ISSUER, "exp": now_s(&s) + 60, "jti": jti});
+        let jwt = jws(json!({"alg": "RS256", "typ": "JWT", "kid": kid}), &claims, |input| {
+            signer.sign(input).to_vec()
+        });
+        s.token(&[
+            ("grant_type", "client_credentials"),
+            ("client_assertion_type", CLIENT_ASSERTION),
+            ("client_assertion", &jwt),
+        ])
+    };
+    assert_eq!(grant(0, "k0", "r-1").status, 200);
+    assert_eq!(fetches(), 1);
+    // The client rotates: its document now holds key 1 as k1. The unknown kid fetches it again.
+    s.web.serve(jwks_uri, &json!({"keys": [keyed(1, "k1")]}), None);
+    let r = grant(1, "k1", "r-2");
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(fetches(), 2);
+    // Made-up kids do not make us fetch again within the minute.
+    for i in 0..5 {
+        let r = grant(1, &format!("bogus-{i}"), &format!("r-b{i}"));
+        assert_eq!((r.status, r.error().as_str()), (401, "invalid_client"));
+    }
+    assert_eq!(fetches(), 2);
+    s.clock.advance_s(61);
+    assert_eq!(grant(1, "bogus-late", "r-late").status, 401);
+    assert_eq!(fetches(), 3, "one more fetch after the minute");
+}

@@ -113,6 +113,10 @@ impl<'a> Untrusted<'a> {
     }
 
     /// The header's `alg` (empty when absent).
+    pub fn kid(&self) -> Option<&str> {
+        self.header.get("kid").and_then(Value::as_str)
+    }
+
     pub fn alg(&self) -> &str {
         self.header.get("alg").and_then(Value::as_str).unwrap_or("")
     }

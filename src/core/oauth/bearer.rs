@@ -49,7 +49,7 @@ pub fn presented(req: &Request, query: QueryToken) -> Result<String, OAuthError>
             return Ok(t.to_owned());
         }
     }
-    Err(invalid_token("missing access token"))
+    Err(invalid_token(super::error::MISSING_TOKEN))
 }
 
 /// The stored record of a presented token (access or refresh), unless it is a JWT of another

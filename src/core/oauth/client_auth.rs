@@ -205,14 +205,35 @@ pub async fn authenticate<S: Store>(
 const JWKS_URI_TTL_MS: u64 = 300_000;
 const MAX_JWKS_BYTES: usize = 64 * 1024;
 
+/// How often an isolate fetches a client's `jwks_uri` again for a `kid` it has not seen (the
+/// client rotated its key, OIDC Core §10.1.1) before the cached copy expires: once a minute at
+/// most, so assertions with made-up kids cannot turn us into a fetcher.
+const JWKS_URI_REFETCH_MS: u64 = 60_000;
+
 thread_local! {
     static REMOTE_JWKS: TtlCache<String> = TtlCache::new(JWKS_URI_TTL_MS);
+    static REFETCHED: TtlCache<()> = TtlCache::new(JWKS_URI_REFETCH_MS);
+}
+
+/// Whether the JWK Set `jwks` holds a key with this `kid`.
+fn has_kid(jwks: &str, kid: &str) -> bool {
+    serde_json::from_str::<serde_json::Value>(jwks)
+        .ok()
+        .and_then(|v| v.get("keys").and_then(|k| k.as_array()).cloned())
+        .is_some_and(|keys| {
+            keys.iter()
+                .any(|k| k.get("kid").and_then(|x| x.as_str()) == Some(kid))
+        })
 }
 
 /// The JWK Set at a registered client's `jwks_uri` (RFC 7591 §2), fetched under the same rules
 /// as metadata documents (`outbound.rs`) and kept per isolate for five minutes; `None` when the
 /// client registered none.
-async fn remote_keys<S: Store>(ctx: &Ctx<'_, S>, app: &App) -> Result<Option<String>, String> {
+async fn remote_keys<S: Store>(
+    ctx: &Ctx<'_, S>,
+    app: &App,
+    kid: Option<&str>,
+) -> Result<Option<String>, String> {
     let Some(uri) = app
         .registration
         .as_ref()
@@ -223,7 +244,12 @@ async fn remote_keys<S: Store>(ctx: &Ctx<'_, S>, app: &App) -> Result<Option<Str
     };
     let now = ctx.clock.now_ms();
     if let Some(jwks) = REMOTE_JWKS.with(|c| c.get(uri, now)) {
-        return Ok(Some(jwks));
+        let unknown_kid = kid.is_some_and(|k| !has_kid(&jwks, k));
+        let may_refetch = REFETCHED.with(|c| c.get(uri, now)).is_none();
+        if !(unknown_kid && may_refetch) {
+            return Ok(Some(jwks));
+        }
+        REFETCHED.with(|c| c.put(uri, (), now));
     }
     check_url(uri, ctx.config.dev_mode)?;
     let fetched = ctx
@@ -265,7 +291,7 @@ async fn check_assertion<S: Store>(
         Untrusted::parse(jwt).map_err(|_| refused("malformed client assertion".into()))?;
     let keys = match app.policy.certificate.clone() {
         Some(keys) => Some(keys),
-        None => remote_keys(ctx, app)
+        None => remote_keys(ctx, app, untrusted.kid())
             .await
             .map_err(|why| refused(format!("client assertion: jwks_uri {why}")))?,
     };

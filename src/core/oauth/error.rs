@@ -84,6 +84,9 @@ impl ErrorCode {
     }
 }
 
+/// The description of `invalid_token` when no token was presented at all (RFC 6750 §3.1).
+pub const MISSING_TOKEN: &str = "missing access token";
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct OAuthError {
     pub code: ErrorCode,
@@ -180,6 +183,10 @@ impl OAuthError {
         match self.code {
             ErrorCode::InvalidClient => {
                 resp.with_header("www-authenticate", "Basic realm=\"oauth\"")
+            }
+            // RFC 6750 §3.1: a request with no token at all gets a bare challenge, no error code.
+            ErrorCode::InvalidToken if self.description == MISSING_TOKEN => {
+                resp.with_header("www-authenticate", "Bearer")
             }
             ErrorCode::InvalidToken => resp.with_header(
                 "www-authenticate",

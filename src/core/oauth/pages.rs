@@ -140,6 +140,15 @@ pub fn consent(app: &App, user: &User, areq: &AuthorizationRequest, form: &Form<
         @if let (Some(_), Some(host)) = (&app.registration, redirect_host(&areq.redirect_uri)) {
             p class="redirect-host" { "This app registered itself; after you answer you will be sent to " strong { (host) } "." }
         }
+        // OIDC Registration §2: show the client's policy and terms (links only: the logo would
+        // be a third-party resource on this page, RFC 9700 §4.2.4). Checked https URLs.
+        @if let Some(reg) = &app.registration {
+            @for (field, label) in [("policy_uri", "Privacy policy"), ("tos_uri", "Terms of service")] {
+                @if let Some(url) = reg.extra.get(field).and_then(|v| v.as_str()) {
+                    p { a href=(url) rel="noopener noreferrer" target="_blank" { (label) " of " (app.name) } }
+                }
+            }
+        }
         @if let Some(resource) = &areq.resource {
             p { "Access is for " strong { (resource) } " only." }
         }
