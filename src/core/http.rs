@@ -200,11 +200,13 @@ impl Params {
         }
     }
 
-    /// Merges `other` under `self` (body parameters win over query parameters of the same name
-    /// only where the body lacks them).
+    /// Merges `other` under `self`: `other`'s parameters are added under the names `self`
+    /// lacks (body parameters win over query parameters of the same name), all of them, so
+    /// that a name `other` repeats is still a duplicate.
     pub fn merged_with(mut self, other: Params) -> Self {
+        let own = self.0.len();
         for (k, v) in other.0 {
-            if !self.0.iter().any(|(key, _)| *key == k) {
+            if !self.0[..own].iter().any(|(key, _)| *key == k) {
                 self.0.push((k, v));
             }
         }
@@ -363,6 +365,17 @@ pub fn percent_decode(segment: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_name_repeated_in_the_merged_params_stays_a_duplicate() {
+        let body = Params::parse(b"grant_type=x&scope=body");
+        let merged = body.merged_with(Params::parse(b"scope=q&state=1&state=2"));
+        assert_eq!(merged.get("scope"), Ok(Some("body")));
+        assert_eq!(
+            merged.get("state"),
+            Err(ParamError::Duplicate("state".into()))
+        );
+    }
 
     #[test]
     fn duplicate_parameters_are_refused() {

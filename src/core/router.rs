@@ -33,7 +33,8 @@ pub fn refuse_body(path: &str, e: BodyError) -> Response {
     resp
 }
 
-fn method_not_allowed(allowed: &str) -> Response {
+/// RFC 9110 §15.5.6: 405 with the methods the resource takes.
+pub fn method_not_allowed(allowed: &str) -> Response {
     let mut r = OAuthError::invalid_request(format!("method not allowed; use {allowed}"))
         .to_response(false);
     r.status = 405;
@@ -123,6 +124,9 @@ async fn route<S: Store>(ctx: &Ctx<'_, S>, req: &Request, path: &str) -> Respons
                 .with_header("cache-control", "public, max-age=60"),
             Err(e) => OAuthError::from(e).to_response(false),
         },
+        ("/.well-known/openid-configuration" | "/.well-known/oauth-authorization-server", _) => {
+            method_not_allowed("GET, HEAD")
+        }
         ("/id/keys", Get | Head) => match ctx.config.keys.jwks() {
             Ok(jwks) => {
                 let max_age = ctx.config.jwks_max_age_s();
@@ -131,6 +135,7 @@ async fn route<S: Store>(ctx: &Ctx<'_, S>, req: &Request, path: &str) -> Respons
             }
             Err(e) => OAuthError::from(e).to_response(false),
         },
+        ("/id/keys", _) => method_not_allowed("GET, HEAD"),
         ("/services/oauth2/authorize", Get) => authorize::get(ctx, req).await,
         ("/services/oauth2/authorize", Post) => authorize::post(ctx, req).await,
         ("/services/oauth2/authorize", _) => method_not_allowed("GET, POST"),
@@ -142,6 +147,9 @@ async fn route<S: Store>(ctx: &Ctx<'_, S>, req: &Request, path: &str) -> Respons
         ("/services/oauth2/device", _) => method_not_allowed("POST"),
         (tools::ASSET_TOKEN_PATH, Get | Head) => tools::asset_token_page(),
         (tools::ASSET_TOKEN_SCRIPT_PATH, Get | Head) => tools::asset_token_script(),
+        (tools::ASSET_TOKEN_PATH | tools::ASSET_TOKEN_SCRIPT_PATH, _) => {
+            method_not_allowed("GET, HEAD")
+        }
         (verification::PATH, Get | Head) => verification::get(ctx, req).await,
         (verification::PATH, Post) => verification::post(ctx, req).await,
         (verification::PATH, _) => method_not_allowed("GET, POST"),
@@ -168,6 +176,10 @@ async fn route<S: Store>(ctx: &Ctx<'_, S>, req: &Request, path: &str) -> Respons
         (p, Get | Head) if p.starts_with(gateway::METADATA_PATH) => {
             gateway::metadata(ctx, p).unwrap_or_else(not_found)
         }
+        (p, _) if p.starts_with(gateway::METADATA_PATH) => match gateway::metadata(ctx, p) {
+            Some(_) => method_not_allowed("GET, HEAD"),
+            None => not_found(),
+        },
         ("/", Get | Head) => {
             Response::text(200, "edge-oauth: see /.well-known/openid-configuration\n")
         }

@@ -15,7 +15,7 @@ pub async fn to_core(req: worker::Request) -> Result<Request, Response> {
         .url()
         .map_err(|_| refuse_body("", BodyError::Unreadable))?;
     let path = url.path().to_owned();
-    let method = Method::parse(req.method().as_ref());
+    let method = Method::parse(&raw_method(&req));
     let mut headers: Vec<(String, String)> = req
         .headers()
         .entries()
@@ -68,13 +68,19 @@ pub async fn to_core(req: worker::Request) -> Result<Request, Response> {
     })
 }
 
+/// The method as the client sent it. `worker::Request::method()` reads every method it does not
+/// know (`QUERY`, `FOO`) as GET, which would serve them as GETs instead of a 405.
+pub fn raw_method(req: &worker::Request) -> String {
+    req.inner().method()
+}
+
 /// The request without its body (the gateway's check; the body stream stays in `req`).
 pub fn head_to_core(req: &worker::Request) -> Result<Request, Response> {
     let url = req
         .url()
         .map_err(|_| refuse_body("", BodyError::Unreadable))?;
     Ok(Request {
-        method: Method::parse(req.method().as_ref()),
+        method: Method::parse(&raw_method(req)),
         origin: url.origin().ascii_serialization(),
         path: url.path().to_owned(),
         query: url.query().unwrap_or_default().to_owned(),

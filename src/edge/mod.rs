@@ -292,7 +292,7 @@ async fn fetch(req: worker::Request, env: Env, wctx: Context) -> worker::Result<
     if let Some(route) = crate::core::gateway::route_for(&gateway_routes(&env), &path).cloned() {
         return gateway_request(req, &env, route).await;
     }
-    let method = req.method().to_string();
+    let method = http::raw_method(&req);
     let ip = req.headers().get("cf-connecting-ip").ok().flatten();
     let request = http::to_core(req).await;
     let reads = match &request {

@@ -9,6 +9,7 @@ mod asset_tokens;
 mod attacks;
 mod code_flow;
 mod device;
+mod fuzz_findings;
 mod gateway;
 mod hardening;
 mod maintenance;

@@ -192,14 +192,28 @@ async fn route<S: Store>(ctx: &Ctx<'_, S>, req: &Request) -> AdminResult {
         (Method::Get, ["resources"]) => resources::list(ctx).await,
         (Method::Post, ["resources"]) => resources::create(ctx, req).await,
         (Method::Delete, ["resources", id]) => resources::delete(ctx, id).await,
-        (_, ["apps"] | ["apps", _] | ["apps", _, "secret"] | ["apps", _, "users", _])
-        | (_, ["users"] | ["users", _] | ["settings"] | ["registration-tokens"])
-        | (_, ["assets"] | ["assets", _] | ["resources"] | ["resources", _])
-        | (_, ["keys"] | ["keys", _] | ["keys", _, "activate"] | ["audit"]) => {
-            Err(AdminError::method())
-        }
-        _ => Err(AdminError::not_found("resource")),
+        (_, route) => match allowed_methods(route) {
+            // RFC 9110 §15.5.6: a 405 says which methods the resource takes.
+            Some(allow) => Ok(AdminError::method()
+                .into_response()
+                .with_header("allow", allow)),
+            None => Err(AdminError::not_found("resource")),
+        },
     }
+}
+
+/// The methods an admin resource takes (the routes of [`route`]); `None` for no resource.
+fn allowed_methods(route: &[&str]) -> Option<&'static str> {
+    Some(match route {
+        ["apps"] | ["users"] | ["resources"] | ["keys"] => "GET, POST",
+        ["apps", _] | ["users", _] => "GET, PATCH, DELETE",
+        ["apps", _, "secret"] | ["apps", _, "users", _] | ["registration-tokens"] => "POST",
+        ["keys", _, "activate"] => "POST",
+        ["settings"] => "GET, PATCH",
+        ["assets"] | ["audit"] => "GET",
+        ["assets", _] | ["resources", _] | ["keys", _] => "DELETE",
+        _ => return None,
+    })
 }
 
 /// The body as a JSON object. An empty body is an empty object where `empty_ok`.
@@ -207,7 +221,8 @@ fn json_object(req: &Request, empty_ok: bool) -> Result<Map<String, Value>, Admi
     if req.body.len() > MAX_BODY_BYTES {
         return Err(AdminError::bad_request("body too large"));
     }
-    if empty_ok && req.body.iter().all(u8::is_ascii_whitespace) {
+    // "Nothing" is an empty body; whitespace alone is no JSON text (RFC 8259 §2).
+    if empty_ok && req.body.is_empty() {
         return Ok(Map::new());
     }
     match serde_json::from_slice::<Value>(&req.body) {

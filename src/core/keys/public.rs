@@ -191,7 +191,8 @@ fn unsigned(int: &[u8]) -> &[u8] {
 
 fn rsa_key(n: &[u8], e: &[u8], kid: Option<String>) -> Result<PublicKey, String> {
     let n = unsigned(n);
-    let bits = n.len() * 8 - n.first().map_or(8, |b| b.leading_zeros() as usize);
+    // An empty INTEGER has no bits (its count must not underflow).
+    let bits = (n.len() * 8).saturating_sub(n.first().map_or(0, |b| b.leading_zeros() as usize));
     if bits < MIN_RSA_BITS {
         return Err(format!(
             "the RSA key has {bits} bits; at least {MIN_RSA_BITS} are required"

@@ -2,6 +2,15 @@
 
 /// Why a callback URL cannot be registered.
 pub fn check_callback_url(raw: &str) -> Result<(), String> {
+    // RFC 6749 §3.1.2, RFC 3986 §4.3: an absolute URI, so visible ASCII only. The parser would
+    // drop tabs and newlines and percent-encode spaces and other characters, but redirects use
+    // the registered string as it is, and a `Location` carrying them cannot be sent.
+    if !raw.chars().all(|c| c.is_ascii_graphic()) {
+        return Err(format!(
+            "callback URL must be an absolute URI: visible ASCII only, percent-encode the rest: {}",
+            raw.escape_default()
+        ));
+    }
     let url =
         url::Url::parse(raw).map_err(|_| format!("callback URL is not an absolute URL: {raw}"))?;
     if url.fragment().is_some() || raw.contains('#') {
@@ -103,6 +112,14 @@ mod tests {
         assert!(check_callback_url("https://app.example.com/cb#frag").is_err());
         assert!(check_callback_url("http://evil.example.com/cb").is_err());
         assert!(check_callback_url("javascript:alert(1)").is_err());
+        for not_a_uri in [
+            "https://a.example/c\nb",
+            "https://a.example/c b",
+            " https://a.example/cb",
+            "https://a.example/\u{2603}",
+        ] {
+            assert!(check_callback_url(not_a_uri).is_err(), "{not_a_uri:?}");
+        }
     }
 
     #[test]

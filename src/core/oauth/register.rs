@@ -40,12 +40,12 @@ pub async fn handle<S: Store>(ctx: &Ctx<'_, S>, req: &Request, rest: Option<&str
     let result = match (req.method, rest) {
         (Method::Post, None) => register(ctx, req).await,
         (Method::Get | Method::Put | Method::Delete, Some(id)) => manage(ctx, req, id).await,
-        (_, None) => Err(OAuthError::invalid_request("method not allowed; use POST")),
-        (_, Some(_)) => Err(OAuthError::invalid_request(
-            "method not allowed; use GET, PUT or DELETE",
-        )),
+        (_, None) => return crate::core::router::method_not_allowed("POST"),
+        (_, Some(_)) => return crate::core::router::method_not_allowed("GET, PUT, DELETE"),
     };
     match result {
+        // A refused body is already an error response, `no-store` included.
+        Ok(r) if r.header("cache-control").is_some() => r,
         Ok(r) => r.no_store(),
         Err(e) => e.to_response(false),
     }

@@ -98,7 +98,8 @@ pub async fn identity<S: Store>(
         return Response::json(
             404,
             &serde_json::json!({"error": "Bad_Id", "error_description": "no such identity for this token"}),
-        );
+        )
+        .no_store();
     }
     let u = &b.user;
     let (first, last) = u.name.rsplit_once(' ').unwrap_or(("", u.name.as_str()));
