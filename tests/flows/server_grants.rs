@@ -784,7 +784,8 @@ fn a_client_that_rotated_the_key_at_its_jwks_uri_is_fetched_again_for_the_new_ki
         jwk["kid"] = kid.into();
         jwk
     };
-    s.web.serve(jwks_uri, &json!({"keys": [keyed(0, "k0")]}), None);
+    s.web
+        .serve(jwks_uri, &json!({"keys": [keyed(0, "k0")]}), None);
     let r = s.send(
         Method::Post,
         "/services/oauth2/register",
@@ -809,10 +810,13 @@ fn a_client_that_rotated_the_key_at_its_jwks_uri_is_fetched_again_for_the_new_ki
     };
     let grant = |which: usize, kid: &str, jti: &str| {
         let signer = SigningKey::<Sha256>::new(rsa_key(which).clone());
-        let claims = json!({"iss": id, "sub": id, "aud": ISSUER, "exp": now_s(&s) + 60, "jti": jti});
-        let jwt = jws(json!({"alg": "RS256", "typ": "JWT", "kid": kid}), &claims, |input| {
-            signer.sign(input).to_vec()
-        });
+        let claims =
+            json!({"iss": id, "sub": id, "aud": ISSUER, "exp": now_s(&s) + 60, "jti": jti});
+        let jwt = jws(
+            json!({"alg": "RS256", "typ": "JWT", "kid": kid}),
+            &claims,
+            |input| signer.sign(input).to_vec(),
+        );
         s.token(&[
             ("grant_type", "client_credentials"),
             ("client_assertion_type", CLIENT_ASSERTION),
@@ -822,7 +826,8 @@ fn a_client_that_rotated_the_key_at_its_jwks_uri_is_fetched_again_for_the_new_ki
     assert_eq!(grant(0, "k0", "r-1").status, 200);
     assert_eq!(fetches(), 1);
     // The client rotates: its document now holds key 1 as k1. The unknown kid fetches it again.
-    s.web.serve(jwks_uri, &json!({"keys": [keyed(1, "k1")]}), None);
+    s.web
+        .serve(jwks_uri, &json!({"keys": [keyed(1, "k1")]}), None);
     let r = grant(1, "k1", "r-2");
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(fetches(), 2);
