@@ -60,7 +60,9 @@ export function migrate(stateDir) {
  */
 export async function startWorker({ port, stateDir, envFile, vars = {}, config, args: extra = [], prebuilt = true, inherit = false, logLevel, timeoutMs = 180000 }) {
   const args = ['dev', ...(config ? ['--config', config] : []), '--ip', '127.0.0.1', '--port', String(port), '--persist-to', stateDir,
-    '--show-interactive-dev-session=false', '--log-level', logLevel ?? (inherit ? 'info' : 'warn')];
+    '--show-interactive-dev-session=false', '--log-level', logLevel ?? (inherit ? 'info' : 'warn'),
+    // Its own devtools port: two workers started at once must not both take 9229.
+    '--inspector-port', String(await freePort())];
   if (envFile) args.push('--env-file', envFile);
   for (const [k, v] of Object.entries(vars)) args.push('--var', `${k}:${v}`);
   args.push(...extra);
