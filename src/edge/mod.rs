@@ -47,6 +47,43 @@ thread_local! {
     static KEYS: RefCell<Option<(String, Keys)>> = const { RefCell::new(None) };
     /// The managed signing keys (D1 `signing_keys`), opened, and when they were read.
     static MANAGED: RefCell<Option<(u64, Opened)>> = const { RefCell::new(None) };
+    /// The PEM bundle last assembled, for which managed keys and secret, and until when it
+    /// holds (`managed::next_change`): requests in between reuse it instead of re-encoding.
+    static BUNDLE: RefCell<Option<Bundle>> = const { RefCell::new(None) };
+}
+
+struct Bundle {
+    opened: Opened,
+    secret: String,
+    valid_until_s: Option<u64>,
+    pems: String,
+}
+
+/// `SIGNING_KEYS` and the managed keys as one PEM bundle at `now_s`, signer first.
+fn bundle(secret: &str, managed: &Opened, now_s: u64) -> String {
+    let cached = BUNDLE.with(|c| {
+        c.borrow().as_ref().and_then(|b| {
+            let fresh = Rc::ptr_eq(&b.opened, managed)
+                && b.secret == secret
+                && b.valid_until_s.is_none_or(|t| now_s < t);
+            fresh.then(|| b.pems.clone())
+        })
+    });
+    if let Some(pems) = cached {
+        return pems;
+    }
+    let pems = crate::core::keys::managed::assemble(secret, managed, now_s);
+    let keys: Vec<ManagedKey> = managed.iter().map(|(k, _)| k.clone()).collect();
+    let valid_until_s = crate::core::keys::managed::next_change(&keys, now_s);
+    BUNDLE.with(|c| {
+        *c.borrow_mut() = Some(Bundle {
+            opened: managed.clone(),
+            secret: secret.to_owned(),
+            valid_until_s,
+            pems: pems.clone(),
+        })
+    });
+    pems
 }
 
 /// The key set, and the age-stamp key (none while the signing keys are unusable).
@@ -137,7 +174,7 @@ async fn keys(env: &Env, store: &store::EdgeStore) -> Keys {
     let pems = if managed.is_empty() {
         secret.clone()
     } else {
-        crate::core::keys::managed::assemble(&secret, &managed, JsClock.now_s())
+        bundle(&secret, &managed, JsClock.now_s())
     };
     if let Some(keys) = cached_keys(&pems) {
         return keys;

@@ -203,6 +203,21 @@ pub fn assemble(secret_pems: &str, opened: &[(ManagedKey, Vec<u8>)], now_s: u64)
     bundle
 }
 
+/// The next instant after `now_s` at which [`assemble`]'s answer can change with nothing
+/// stored changing: a scheduled activation, or a retired key leaving the JWKS. `None`: never.
+pub fn next_change(keys: &[ManagedKey], now_s: u64) -> Option<u64> {
+    let activations = keys
+        .iter()
+        .filter_map(|k| k.activates_at)
+        .filter(|a| *a > now_s);
+    let departures = keys
+        .iter()
+        .filter_map(|k| retired_at(keys, k, now_s))
+        .map(|r| r + MAX_TOKEN_LIFETIME_S)
+        .filter(|t| *t > now_s);
+    activations.chain(departures).min()
+}
+
 pub type VaultFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, KeyError>> + 'a>>;
 
 /// Makes, seals and opens managed keys: WebCrypto on the edge, RustCrypto natively. Holds the
@@ -347,6 +362,27 @@ mod tests {
         );
         assert_eq!((st[1].kid.as_str(), st[1].status), ("a", "active"));
         assert_eq!(st[0].status, "pending");
+    }
+
+    #[test]
+    fn the_bundle_changes_only_at_an_activation_or_a_departure() {
+        let keys = [
+            key("a", 0, Some(300)),
+            key("b", 1000, Some(1300)),
+            key("c", 2000, None),
+        ];
+        assert_eq!(next_change(&keys, 100), Some(300));
+        assert_eq!(next_change(&keys, 300), Some(1300));
+        assert_eq!(next_change(&keys, 1300), Some(1300 + MAX_TOKEN_LIFETIME_S));
+        assert_eq!(next_change(&keys, 1300 + MAX_TOKEN_LIFETIME_S), None);
+        let opened: Vec<(ManagedKey, Vec<u8>)> = keys
+            .iter()
+            .enumerate()
+            .map(|(i, k)| (k.clone(), vec![i as u8 + 1; 4]))
+            .collect();
+        // Between two changes the bundle is the same, so it may be reused.
+        assert_eq!(assemble("", &opened, 300), assemble("", &opened, 1299));
+        assert_ne!(assemble("", &opened, 1299), assemble("", &opened, 1300));
     }
 
     #[test]
